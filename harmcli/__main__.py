@@ -1,0 +1,3 @@
+from harmcli.cli.app import main
+
+main()

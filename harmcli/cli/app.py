@@ -1,0 +1,92 @@
+"""The ``harmcli`` entry point: builds the Typer app and turns errors into one line and an exit code.
+
+Command modules import only Typer and the standard library at module level, so ``--help`` and ``--version``
+answer without loading torch or OpenCV.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from harmcli import __version__
+
+app = typer.Typer(
+    name="harmcli",
+    help="Make a pasted subject belong in its new background: predict curves + shading at low resolution, apply at any resolution.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"harmcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """harmcli: parametric image harmonization."""
+
+
+def _register_commands() -> None:
+    # Each module adds its command(s) to ``app``; imported here so the order of --help is stable.
+    from harmcli.cli import commands  # noqa: F401
+
+
+def _error(message: str) -> None:
+    # One line on stderr, red when it is a terminal. rich is only imported on this (rare) path.
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; never lets a traceback through unless ``--debug`` is given."""
+    import click
+
+    from harmcli.errors import HarmcliError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    _register_commands()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="harmcli", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _error("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:  # bad usage: unknown option, missing argument, ...
+        if debug:
+            raise
+        ctx_hint = ""
+        if isinstance(exc, click.exceptions.UsageError) and exc.ctx is not None:
+            ctx_hint = f" (see '{exc.ctx.command_path} --help')"
+        _error(exc.format_message() + ctx_hint)
+        sys.exit(exc.exit_code)
+    except HarmcliError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug or an unexpected environment problem: still one line, but say how to see more
+        if debug:
+            raise
+        _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
+    sys.exit(0)

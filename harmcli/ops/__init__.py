@@ -1,0 +1,1 @@
+"""Pure operations on images and adjustments: no models, no files, no CLI."""

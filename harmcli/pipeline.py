@@ -1,0 +1,133 @@
+"""Predict at low resolution, apply at full resolution.
+
+``Harmonizer.predict`` runs the network on a low-res copy and returns an :class:`Adjustment`;
+:func:`harmcli.ops.apply.apply_adjustment` applies it to the full-resolution image. ``harmonize`` does both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from harmcli.errors import DeviceError, InputMismatchError, WeightsError
+from harmcli.models import HarmonizationNet, create_model
+from harmcli.ops.adjustment import Adjustment
+from harmcli.ops.apply import apply_adjustment, mask_to_float
+
+_SCALE = {np.dtype(np.uint8): 1.0 / 255.0, np.dtype(np.uint16): 1.0 / 65535.0}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA when present; 'cuda' without CUDA is an error, never a silent CPU fallback."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda was asked for, but no CUDA GPU is available to PyTorch here (use --device cpu)")
+        return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(f"unknown device '{device}' (use auto, cpu or cuda)")
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """Any uint8/uint16/float image -> float32 in [0, 1] (no copy for float32 input)."""
+    scale = _SCALE.get(image.dtype)
+    if scale is None:
+        return image.astype(np.float32, copy=False)
+    return image.astype(np.float32) * scale
+
+
+def downsample(image: np.ndarray, size: int) -> np.ndarray:
+    """Area-average resize to ``size`` x ``size`` (the network's square input); float32 in [0, 1]."""
+    image = to_unit_float(image)
+    if image.shape[:2] == (size, size):
+        return image
+    interp = cv2.INTER_AREA if min(image.shape[:2]) >= size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def check_inputs(composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> None:
+    if composite.shape[:2] != mask.shape[:2] or background.shape[:2] != mask.shape[:2]:
+        raise InputMismatchError(
+            f"composite {composite.shape[1]}x{composite.shape[0]}, background {background.shape[1]}x{background.shape[0]} "
+            f"and mask {mask.shape[1]}x{mask.shape[0]} must have the same size"
+        )
+
+
+class Harmonizer:
+    """A loaded network on a device, ready to predict adjustments for many images."""
+
+    def __init__(self, model: HarmonizationNet, device: torch.device):
+        self.model = model.to(device).eval()
+        self.device = device
+        self.low_res = model.config.low_res
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, device: str = "auto") -> "Harmonizer":
+        """Load ``weights`` (or the shipped default) onto ``device``."""
+        from harmcli.weights import default_weights_path, load_weights
+
+        dev = resolve_device(device)
+        path = Path(weights) if weights is not None else default_weights_path()
+        if path is None:
+            raise WeightsError("no default weights found in weights/; pass --weights FILE")
+        return cls(load_weights(path, "cpu"), dev)
+
+    @classmethod
+    def untrained(cls, name: str = "lite", device: str = "cpu") -> "Harmonizer":
+        """An identity-initialised network (leaves images unchanged); for tests and benchmarks."""
+        return cls(create_model(name), resolve_device(device))
+
+    def low_res_inputs(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The network's three inputs as (1, C, S, S) tensors on the device."""
+        s = self.low_res
+        c = torch.from_numpy(downsample(composite, s)).permute(2, 0, 1)[None]
+        b = torch.from_numpy(downsample(background, s)).permute(2, 0, 1)[None]
+        m = torch.from_numpy(downsample(mask_to_float(mask), s))[None, None]
+        return c.to(self.device), b.to(self.device), m.to(self.device)
+
+    @torch.inference_mode()
+    def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
+        """Predict the adjustment for full-resolution RGB ``composite``/``background`` (H, W, 3) and ``mask`` (H, W)."""
+        check_inputs(composite, background, mask)
+        c, b, m = self.low_res_inputs(composite, background, mask)
+        curve_y, shading = self.model(c, b, m)
+        return Adjustment.from_uniform(curve_y[0].float().cpu().numpy(), shading[0, 0].float().cpu().numpy())
+
+    def harmonize(
+        self,
+        composite: np.ndarray,
+        background: np.ndarray,
+        mask: np.ndarray,
+        *,
+        strength: float = 1.0,
+        shading_strength: float = 1.0,
+    ) -> tuple[np.ndarray, Adjustment]:
+        """Predict and apply; returns the harmonized image (same dtype as ``composite``) and the adjustment used."""
+        adjustment = self.predict(composite, background, mask).scaled(strength, shading_strength)
+        return apply_adjustment(composite, mask, adjustment), adjustment
+
+
+def make_composite(foreground: np.ndarray, background: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``C = M * F + (1 - M) * B`` in the inputs' dtype (F and B must share dtype and size)."""
+    if foreground.shape != background.shape or foreground.dtype != background.dtype:
+        raise InputMismatchError(
+            f"foreground ({foreground.shape[1]}x{foreground.shape[0]}, {foreground.dtype}) and background "
+            f"({background.shape[1]}x{background.shape[0]}, {background.dtype}) must have the same size and bit depth"
+        )
+    m = mask_to_float(mask)
+    if m.min() >= 1.0 - 1e-6:
+        return foreground.copy()
+    if m.max() <= 1e-6:
+        return background.copy()
+    out = background.astype(np.float32)
+    out += m[..., None] * (foreground.astype(np.float32) - out)
+    if foreground.dtype in _SCALE:
+        np.rint(out, out=out)
+        return out.astype(foreground.dtype)
+    return out

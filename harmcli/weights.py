@@ -1,0 +1,110 @@
+"""Weights files: ``.safetensors`` with the model config and provenance in the header metadata.
+
+Loading never unpickles. The metadata keys are strings (a safetensors rule); structured values are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from harmcli import __version__
+from harmcli.errors import WeightsError
+from harmcli.models import HarmonizationNet, ModelConfig, create_model
+
+FORMAT = "harmcli-weights"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "harmcli-lite.safetensors"
+
+
+def default_weights_path() -> Path | None:
+    """The shipped default weights: next to the package in a source checkout, or installed inside it."""
+    for candidate in (Path(__file__).resolve().parent / "weights" / "harmcli-lite.safetensors", DEFAULT_WEIGHTS):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None = None, half: bool = True) -> Path:
+    """Write ``model``'s parameters and buffers (fp16 by default, to keep files small) atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[name] = value.contiguous()
+    metadata = {
+        "format": FORMAT,
+        "harmcli_version": __version__,
+        "model": model.config.name,
+        "config": json.dumps(model.config.to_dict()),
+        "low_res": str(model.config.low_res),
+        "info": json.dumps(info or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The header metadata of a weights file, with ``config`` and ``info`` decoded."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises several types for a corrupt header
+        raise WeightsError(f"{path}: not a valid safetensors weights file ({exc})") from None
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise WeightsError(f"{path}: safetensors file without harmcli metadata (not a harmcli weights file)")
+    try:
+        meta["config"] = json.loads(meta["config"])
+        meta["info"] = json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: weights metadata is corrupt") from None
+    return meta
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> HarmonizationNet:
+    """Build the network described in the file's metadata and load its tensors (as float32), in eval mode."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+        model = create_model(config)
+    except Exception as exc:
+        raise WeightsError(f"{path}: model config in the file is not usable ({exc})") from None
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise WeightsError(f"{path}: tensors could not be read ({exc})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{path}: does not match model '{config.name}' ({len(missing)} missing, {len(unexpected)} unexpected tensors)"
+        )
+    for name, value in tensors.items():
+        if value.shape != own[name].shape:
+            raise WeightsError(f"{path}: tensor {name} has shape {tuple(value.shape)}, model expects {tuple(own[name].shape)}")
+        tensors[name] = value.to(own[name].dtype)
+    model.load_state_dict(tensors)
+    return model.to(device).eval()
