@@ -67,3 +67,19 @@ class LiteHarmonizer(HarmonizationNet):
         stack = torch.cat([corrected, composite, background, mask], 1)
         coarse = self.shading_decoder(feats, stack, coarse_size)
         return curve_y, self.shading_refine(coarse, size)
+
+    def freeze_backbone_norm(self) -> None:
+        """Keep the encoder's ImageNet batch-norm statistics while fine-tuning with small batches.
+
+        Called after ``train()``; ``train()`` itself is overridden below to keep it frozen.
+        """
+        self._frozen_norm = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, "_frozen_norm", False):
+            for module in self.encoder.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self

@@ -1,0 +1,192 @@
+"""``harmcli eval``: score harmcli and the classical baselines on a dataset, as the field reports them.
+
+Only Typer and the standard library at module level: NumPy, OpenCV, torch and rich load inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harmcli.cli.app import app
+
+_FORMATS = {"MSE": ".2f", "fMSE": ".2f", "PSNR": ".2f", "fPSNR": ".2f", "SSIM": ".4f"}
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            help="Dataset folder: an iHarmony4 subset (composite_images/, masks/, real_images/), the iHarmony4 root, "
+            "or composites/, masks/, gt/ (optional backgrounds/) matched by file name.",
+            metavar="DATASET",
+            show_default=False,
+        ),
+    ],
+    method: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method",
+            "-m",
+            metavar="NAME",
+            help="Method to score, repeat or comma-separate: harmcli, identity, reinhard, hist. "
+            "\\[default: all four]",
+            show_default=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        Optional[Path],
+        typer.Option("--weights", "-w", metavar="FILE", help="Weights for --method harmcli (default: the shipped ones)."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="Device for harmcli: auto, cpu or cuda.")] = "auto",
+    size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--size",
+            min=8,
+            metavar="N",
+            help="Resize every image to N x N first (256: the iHarmony4 protocol). \\[default: native]",
+        ),
+    ] = None,
+    split: Annotated[
+        Optional[str],
+        typer.Option(
+            "--split",
+            metavar="FILE",
+            help="iHarmony4 list file to use: a path, or e.g. 'train' for *_train.txt, or 'all' for every composite. "
+            "\\[default: the *_test.txt]",
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, metavar="N", help="Score only the first N images (by name).")
+    ] = None,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", metavar="FILE", help="Write the summary and per-image metrics as JSON.")
+    ] = None,
+    csv_path: Annotated[
+        Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per image per method as CSV.")
+    ] = None,
+    grid: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--grid",
+            metavar="FILE",
+            help="Write a picture (.png/.jpg) of the 3 worst and 3 best images by the first method's fMSE.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (the table still prints).")
+    ] = False,
+) -> None:
+    """Score methods side by side on a dataset: MSE, fMSE, PSNR, fPSNR, SSIM (0-255 scale, as in iHarmony4)."""
+    from rich.console import Console
+
+    from harmcli.errors import UsageError, WeightsError
+    from harmcli.eval.datasets import discover
+    from harmcli.eval.runner import GridCollector, build_methods, parse_methods, save_csv, save_grid, save_json
+
+    names = parse_methods(method)
+    if weights is not None and "harmcli" not in names:
+        raise UsageError("--weights is only used by --method harmcli, which is not among the methods asked for")
+    if grid is not None and grid.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UsageError(f"{grid}: --grid must end in .png or .jpg")
+    for option, path in (("--json", json_path), ("--csv", csv_path), ("--grid", grid)):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{option} {path}: is a folder; give a file name")
+
+    items = discover(dataset, split)
+    if limit is not None:
+        items = items[:limit]
+    try:
+        methods = build_methods(names, weights=weights, device=device)
+    except WeightsError as exc:
+        if weights is None:
+            raise WeightsError(f"{exc} (or leave harmcli out: --method identity,reinhard,hist)") from None
+        raise
+
+    err = Console(stderr=True, highlight=False)
+    collector = GridCollector(names[0]) if grid is not None else None
+    result = _run(items, methods, size, str(dataset), collector, show=not quiet and sys.stderr.isatty())
+
+    _print_table(result)
+    written = []
+    if json_path is not None:
+        written.append(save_json(result, json_path))
+    if csv_path is not None:
+        written.append(save_csv(result, csv_path))
+    if grid is not None:
+        picture = collector.render()
+        if picture is None:
+            if not quiet:
+                err.print(f"[yellow]note:[/] no picture written to {grid}: no image has a foreground to rank")
+        else:
+            written.append(save_grid(picture, grid))
+    if not quiet:
+        for path in written:
+            err.print(f"wrote {path}")
+
+
+def _run(items, methods, size, dataset, collector, *, show: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from harmcli.eval.runner import evaluate
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as progress:
+        task = progress.add_task("evaluating", total=len(items))
+        return evaluate(
+            items,
+            methods,
+            size=size,
+            dataset=dataset,
+            progress=lambda done, total, name: progress.update(task, completed=done),
+            on_item=collector,
+        )
+
+
+def _print_table(result) -> None:
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from harmcli.eval.metrics import HIGHER_IS_BETTER, METRICS, PSNR_CAP
+
+    resolution = f"{result.size}x{result.size}" if result.size else "native resolution"
+    table = Table(title=f"{result.dataset}: {len(result.images)} images, {resolution}", title_justify="left")
+    table.add_column("method")
+    for metric in METRICS:
+        table.add_column(f"{metric} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}", justify="right")
+    best = {}
+    for metric in METRICS:
+        values = [result.summary[m][metric] for m in result.methods if not math.isnan(result.summary[m][metric])]
+        if values and len(result.methods) > 1:
+            best[metric] = max(values) if HIGHER_IS_BETTER[metric] else min(values)
+    console = Console(highlight=False)
+    # Colour marks the best value in a terminal; in a log or a pipe a star does.
+    star = "" if console.color_system else " *"
+    for name in result.methods:
+        cells = []
+        for metric in METRICS:
+            value = result.summary[name][metric]
+            text = "–" if math.isnan(value) else format(value, _FORMATS[metric])
+            cells.append(f"[bold green]{text}{star}[/]" if best.get(metric) == value else text)
+        table.add_row(name, *cells)
+    notes = [f"PSNR/fPSNR per image capped at {PSNR_CAP:g} dB"]
+    if result.empty_foreground:
+        notes.append(f"{result.empty_foreground} image(s) with an empty mask left out of fMSE/fPSNR")
+    if star:
+        notes.append("* best")
+    table.caption = "; ".join(notes)
+    console.print(table)

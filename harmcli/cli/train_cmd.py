@@ -1,0 +1,120 @@
+"""``harmcli make-composites`` and ``harmcli train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harmcli.cli.app import app
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command("make-composites")
+def make_composites_command(
+    src: Annotated[Path, typer.Argument(help="Folder with images/NAME.* and masks/NAME.png (and after/NAME.* for pairs).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="New folder for the samples and manifest.jsonl.")],
+    mode: Annotated[
+        Optional[list[str]], typer.Option("--mode", help="real, retouch, pairs or composites; repeat for several. Default: real + retouch.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same folder.")] = 0,
+    per_photo: Annotated[int, typer.Option("--per-photo", min=1, help="Composites (real) or retouch pairs per photo.")] = 1,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=1.0, help="Share of photos held out (by stem hash).")] = 0.1,
+    after: Annotated[str, typer.Option(help="Subfolder of SRC with the retouched photos (pairs mode).")] = "after",
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N photos.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Build training composites from photos with object masks (paper §3.2)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harmcli.data.composites import make_composites
+
+    console = _console()
+    modes = tuple(mode or ("real", "retouch"))
+    if "pairs" in modes and "retouch" in modes and mode is None:
+        modes = ("real", "pairs")
+    skipped: list[tuple[str, str]] = []
+    with Progress(TextColumn("[bold]make-composites"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=quiet or not console.is_terminal, transient=True) as progress:
+        task = progress.add_task("", total=None)
+        rows = make_composites(
+            src, output, modes=modes, seed=seed, val_fraction=val_fraction, per_photo=per_photo, after_folder=after, limit=limit,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            on_skip=lambda stem, reason: (skipped.append((stem, reason)), console.print(f"[yellow]skipped[/] {stem}: {reason}")),
+        )
+    by_role: dict[str, int] = {}
+    for row in rows:
+        by_role[f"{row['role']}/{row['split']}"] = by_role.get(f"{row['role']}/{row['split']}", 0) + 1
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(by_role.items()))
+    console.print(f"wrote {len(rows)} samples to {output} ({summary}); {len(skipped)} source(s) skipped")
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[list[Path], typer.Argument(help="make-composites folder(s) and/or iHarmony4 folder(s).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run folder: checkpoint, log.jsonl, config.json, best.safetensors.")],
+    recipe: Annotated[str, typer.Option(help="lite (2-core CPU, ~2 h) or paper (the paper's schedule).")] = "lite",
+    model: Annotated[Optional[str], typer.Option(help="Model preset (default: the recipe's).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1)] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+    size: Annotated[Optional[int], typer.Option(help="Training resolution (square).", min=32)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Generator learning rate.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    supervised: Annotated[bool, typer.Option("--supervised/--no-supervised", help="Use the supervised stream.")] = True,
+    adversarial: Annotated[bool, typer.Option("--adversarial/--no-adversarial", help="Use the adversarial stream and loss.")] = True,
+    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="Start the encoder from ImageNet weights.")] = True,
+    val_every: Annotated[Optional[int], typer.Option("--val-every", min=1)] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Dual-stream semi-supervised training; started again on the same RUN folder it resumes."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harmcli.train.config import resolve_config
+    from harmcli.train.loop import train
+
+    config = resolve_config(
+        recipe, model=model, max_steps=max_steps, max_minutes=max_minutes, batch_size=batch_size, size=size, lr=lr,
+        epochs=epochs, val_every=val_every, threads=threads, seed=seed,
+        supervised=None if supervised else False, adversarial=None if adversarial else False,
+        pretrained_backbone=None if pretrained else False,
+    )
+    console = _console()
+    interactive = console.is_terminal and not quiet
+    last_print = [0.0]
+    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+                  console=console, disable=not interactive) as progress:
+        task = progress.add_task("", total=None)
+
+        def on_event(kind: str, record: dict) -> None:
+            if kind == "resume":
+                console.print(f"resuming from step {record['step']} ({record['checkpoint']})")
+            elif kind == "data":
+                console.print("training data: " + ", ".join(f"{k} {v}" for k, v in record.items()))
+            elif kind == "step":
+                losses = " ".join(f"{k[5:]}={v:.4f}" for k, v in record.items() if k.startswith("loss_"))
+                progress.update(task, completed=record["step"], total=record["total"], description=losses)
+                if not interactive and not quiet and time.monotonic() - last_print[0] > 30:
+                    last_print[0] = time.monotonic()
+                    console.print(f"step {record['step']}/{record['total']} {losses}")
+            elif kind == "val" and not quiet:
+                if "val_fMSE" in record:
+                    star = " (best)" if record.get("best") else ""
+                    console.print(
+                        f"step {record['step']}: val fMSE {record['val_fMSE']:.1f} (composite {record['val_fMSE_composite']:.1f}), "
+                        f"PSNR {record['val_PSNR']:.2f} dB{star}"
+                    )
+            elif kind == "done":
+                console.print(f"stopped at step {record['step']} ({record['reason']}); best weights: {record['best']}")
+
+        train(list(data), output, config, on_event=on_event)

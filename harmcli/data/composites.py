@@ -1,0 +1,332 @@
+"""Build training data from photos with object masks (``make-composites``).
+
+Modes (paper §3.2):
+- ``real``: foreground j pasted on the inpainted background of photo i (eq. 5), plus the "real" samples: each
+  foreground pasted back on its own inpainted background (eq. 6). No targets: the adversarial stream.
+- ``retouch``: supervised pairs from a random retouch R: foreground-only (target: the photo) and
+  background-only (target: R(photo)).
+- ``pairs``: the same two composites from a user's own before/after retouched photos.
+- ``composites``: existing real composites (image + mask, no target) imported as extra adversarial inputs.
+
+Every sample is a row of ``manifest.jsonl`` naming its files (relative paths), mode, role, split, source stems
+and seed; the whole folder is reproducible from ``--seed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from harmcli.data.retouch import dilate_mask, random_retouch
+from harmcli.errors import DatasetError, HarmcliError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+MODES = ("real", "retouch", "pairs", "composites")
+# Dilation before inpainting: 30 px at 512 px scale (paper), scaled with the image.
+DILATION_AT_512 = 30
+MIN_FOREGROUND_FRACTION = 0.005
+
+Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def opencv_inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (uint8, 255 = fill) of a float32 RGB image with OpenCV's Telea method.
+
+    The paper used LaMa; any function with this signature can replace it (``make_composites(inpainter=...)``).
+    """
+    as8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    radius = max(3, int(round(max(image.shape[:2]) / 64)))
+    filled = cv2.inpaint(as8, hole, radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    out = image.copy()
+    inside = hole > 0
+    out[inside] = filled[inside]
+    return out
+
+
+@dataclass
+class SourcePhoto:
+    stem: str
+    image_path: Path
+    mask_path: Path
+    after_path: Path | None = None  # the retouched version, in ``pairs`` mode
+
+
+def find_sources(src: Path, *, after_folder: str | None = None) -> list[SourcePhoto]:
+    """Photos in ``src/images`` with a mask of the same stem in ``src/masks`` (and ``src/<after>`` for pairs)."""
+    images_dir, masks_dir = src / "images", src / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise DatasetError(f"{src}: expected the folders images/ and masks/ (photos and object masks matched by file stem)")
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    afters = {}
+    if after_folder:
+        after_dir = src / after_folder
+        if not after_dir.is_dir():
+            raise DatasetError(f"{src}: pairs mode needs the retouched photos in {after_folder}/")
+        afters = {p.stem: p for p in after_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    sources = []
+    for path in sorted(images_dir.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or path.stem not in masks:
+            continue
+        if after_folder and path.stem not in afters:
+            continue
+        sources.append(SourcePhoto(path.stem, path, masks[path.stem], afters.get(path.stem)))
+    if not sources:
+        raise DatasetError(f"{src}: no image in images/ has a mask of the same stem in masks/")
+    return sources
+
+
+def split_of(stem: str, val_fraction: float) -> str:
+    """Deterministic train/val split by a hash of the stem, so the split never depends on file order."""
+    h = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "val" if h < val_fraction else "train"
+
+
+def load_photo(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB float32 [0,1] and mask float32 [0,1] of the same size (the mask is resized if it is not)."""
+    from harmcli.io.images import read_image, read_mask
+
+    loaded = read_image(image_path)
+    scale = 255.0 if loaded.bit_depth == 8 else 65535.0
+    rgb = loaded.rgb.astype(np.float32) / scale
+    mask = read_mask(mask_path)
+    if mask.shape != rgb.shape[:2]:
+        mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return rgb, mask
+
+
+def foreground_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of mask > 0.5, or None."""
+    ys, xs = np.nonzero(mask > 0.5)
+    if ys.size == 0:
+        return None
+    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+
+def paste_into_box(
+    fg_rgb: np.ndarray, fg_mask: np.ndarray, box: tuple[int, int, int, int], out_shape: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move the foreground of (fg_rgb, fg_mask) into ``box`` of a canvas of ``out_shape``.
+
+    The foreground is rotated by a small random angle and scaled as large as fits inside the box (the paper
+    translates and rotates F_j to be maximally contained in F_i's bounding box), then placed with random slack.
+    Returns the canvas RGB (zeros outside) and the moved soft mask.
+    """
+    src_box = foreground_box(fg_mask)
+    if src_box is None:
+        raise ValueError("empty foreground")
+    sy0, sy1, sx0, sx1 = src_box
+    sh, sw = sy1 - sy0, sx1 - sx0
+    by0, by1, bx0, bx1 = box
+    bh, bw = by1 - by0, bx1 - bx0
+    angle = rng.uniform(-10.0, 10.0)
+    rad = math.radians(angle)
+    rot_w = abs(sw * math.cos(rad)) + abs(sh * math.sin(rad))
+    rot_h = abs(sw * math.sin(rad)) + abs(sh * math.cos(rad))
+    scale = min(bw / rot_w, bh / rot_h) * rng.uniform(0.85, 1.0)
+    slack_x = max(0.0, bw - rot_w * scale) / 2
+    slack_y = max(0.0, bh - rot_h * scale) / 2
+    cx = (bx0 + bx1) / 2 + rng.uniform(-slack_x, slack_x)
+    cy = (by0 + by1) / 2 + rng.uniform(-slack_y, slack_y)
+    matrix = cv2.getRotationMatrix2D(((sx0 + sx1) / 2, (sy0 + sy1) / 2), angle, scale)
+    matrix[0, 2] += cx - (sx0 + sx1) / 2
+    matrix[1, 2] += cy - (sy0 + sy1) / 2
+    size = (out_shape[1], out_shape[0])
+    rgb = cv2.warpAffine(fg_rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    mask = cv2.warpAffine(fg_mask, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return rgb, np.clip(mask, 0, 1)
+
+
+def blend(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return (fg * mask[..., None] + bg * (1 - mask[..., None])).astype(np.float32)
+
+
+@dataclass
+class CompositeWriter:
+    """Writes samples as 8-bit PNGs under ``out`` and appends their manifest rows."""
+
+    out: Path
+    rows: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        for sub in ("composites", "backgrounds", "masks", "targets"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    def _save(self, sub: str, sample_id: str, image: np.ndarray) -> str:
+        rel = f"{sub}/{sample_id}.png"
+        data = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if data.ndim == 3:
+            data = cv2.cvtColor(data, cv2.COLOR_RGB2BGR)
+        # Training data is written once into a fresh folder, so a plain write is enough here.
+        if not cv2.imwrite(str(self.out / rel), data):
+            raise HarmcliError(f"{self.out / rel}: could not be written")
+        return rel
+
+    def add(self, sample_id: str, *, mode: str, role: str, split: str, composite, background, mask, target, sources, seed) -> None:
+        row = {
+            "id": sample_id,
+            "mode": mode,
+            "role": role,  # supervised | adversarial | real
+            "split": split,
+            "composite": self._save("composites", sample_id, composite),
+            "background": self._save("backgrounds", sample_id, background),
+            "mask": self._save("masks", sample_id, mask),
+            "target": None if target is None else self._save("targets", sample_id, target),
+            "sources": sources,
+            "seed": seed,
+        }
+        self.rows.append(row)
+
+
+def _usable(mask: np.ndarray) -> bool:
+    frac = float((mask > 0.5).mean())
+    return MIN_FOREGROUND_FRACTION <= frac <= 1.0 - MIN_FOREGROUND_FRACTION
+
+
+def _dilation(shape: tuple[int, int]) -> int:
+    return max(1, int(round(DILATION_AT_512 * max(shape) / 512)))
+
+
+def _item_rng(seed: int, *keys) -> np.random.Generator:
+    digest = hashlib.sha1(json.dumps([seed, *keys]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def make_composites(
+    src: Path,
+    out: Path,
+    *,
+    modes: tuple[str, ...] = ("real", "retouch"),
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    per_photo: int = 1,
+    after_folder: str = "after",
+    inpainter: Inpainter = opencv_inpaint,
+    limit: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> list[dict]:
+    """Build the training samples of ``modes`` from ``src`` into ``out`` and write ``out/manifest.jsonl``.
+
+    ``per_photo``: how many real composites (``real``) or retouch pairs (``retouch``) to make per photo.
+    Bad source files are reported through ``on_skip(stem, reason)`` and skipped. Returns the manifest rows.
+    """
+    for mode in modes:
+        if mode not in MODES:
+            raise DatasetError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "manifest.jsonl").exists():
+        raise HarmcliError(f"{out}: already holds a manifest.jsonl; choose an empty output folder")
+    sources = find_sources(src, after_folder=after_folder if "pairs" in modes else None)
+    if limit:
+        sources = sources[:limit]
+    writer = CompositeWriter(out)
+    sources_by_stem = {s.stem: s for s in sources}
+    skip = on_skip or (lambda stem, reason: None)
+
+    # Load every photo once (the folders this is meant for fit in memory at training resolution).
+    photos: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for source in sources:
+        try:
+            rgb, mask = load_photo(source.image_path, source.mask_path)
+        except HarmcliError as exc:
+            skip(source.stem, str(exc))
+            continue
+        if not _usable(mask):
+            skip(source.stem, "mask covers almost nothing or almost everything")
+            continue
+        photos[source.stem] = (rgb, mask)
+    stems = list(photos)
+    splits = {stem: split_of(stem, val_fraction) for stem in stems}
+    by_split = {s: [k for k in stems if splits[k] == s] for s in ("train", "val")}
+    total = len(stems) * len(modes)
+    done = 0
+    inpainted: dict[str, np.ndarray] = {}
+
+    def inpainted_background(stem: str) -> np.ndarray:
+        if stem not in inpainted:
+            rgb, mask = photos[stem]
+            inpainted[stem] = inpainter(rgb, dilate_mask(mask, _dilation(mask.shape)))
+        return inpainted[stem]
+
+    for mode in modes:
+        for stem in stems:
+            rng = _item_rng(seed, mode, stem)
+            split = splits[stem]
+            rgb, mask = photos[stem]
+            try:
+                if mode == "real":
+                    background = inpainted_background(stem)
+                    # "real" sample (eq. 6): the foreground back on its own inpainted background.
+                    writer.add(f"self_{stem}", mode="real", role="real", split=split, composite=blend(rgb, background, mask),
+                               background=background, mask=mask, target=None, sources=[stem], seed=seed)
+                    box = foreground_box(mask)
+                    pool = [s for s in by_split[split] if s != stem] or [stem]
+                    for k in range(per_photo):
+                        other = pool[rng.integers(len(pool))]
+                        fg_rgb, fg_mask = photos[other]
+                        moved_rgb, moved_mask = paste_into_box(fg_rgb, fg_mask, box, mask.shape, rng)
+                        if not _usable(moved_mask):
+                            continue
+                        # eq. 5: C_ij = F_j M_j + inpaint(B_i) (1 - M_j)
+                        writer.add(f"real_{stem}_{k}", mode="real", role="adversarial", split=split,
+                                   composite=blend(moved_rgb, background, moved_mask), background=background,
+                                   mask=moved_mask, target=None, sources=[stem, other], seed=seed)
+                elif mode == "composites":
+                    # An existing composite: the network's background input is the composite itself.
+                    writer.add(f"comp_{stem}", mode="composites", role="adversarial", split=split, composite=rgb,
+                               background=rgb, mask=mask, target=None, sources=[stem], seed=seed)
+                else:
+                    for k in range(per_photo if mode == "retouch" else 1):
+                        if mode == "retouch":
+                            after = random_retouch(rgb, rng)
+                        else:
+                            after_rgb, _ = load_photo(sources_by_stem[stem].after_path, sources_by_stem[stem].mask_path)
+                            if after_rgb.shape != rgb.shape:
+                                raise HarmcliError(f"{stem}: before and after photos differ in size")
+                            after = after_rgb
+                        hole = dilate_mask(mask, _dilation(mask.shape))
+                        # Foreground edited, background original: undo the edit (target: the photo).
+                        comp_fg = blend(after, rgb, mask)
+                        writer.add(f"{mode}_fg_{stem}_{k}", mode=f"{mode}_fg", role="supervised", split=split,
+                                   composite=comp_fg, background=inpainter(comp_fg, hole), mask=mask, target=rgb,
+                                   sources=[stem], seed=seed)
+                        # Background edited, foreground original: follow the edit (target: the edited photo).
+                        comp_bg = blend(rgb, after, mask)
+                        writer.add(f"{mode}_bg_{stem}_{k}", mode=f"{mode}_bg", role="supervised", split=split,
+                                   composite=comp_bg, background=inpainter(comp_bg, hole), mask=mask, target=after,
+                                   sources=[stem], seed=seed)
+            except (HarmcliError, ValueError, cv2.error) as exc:
+                skip(stem, str(exc))
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+
+    manifest = out / "manifest.jsonl"
+    tmp = manifest.with_suffix(".jsonl.tmp")
+    with open(tmp, "w") as handle:
+        for row in writer.rows:
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, manifest)
+    return writer.rows
+
+
+def read_manifest(folder: Path) -> Iterator[dict]:
+    """Rows of ``folder/manifest.jsonl`` (DatasetError if missing or malformed)."""
+    path = folder / "manifest.jsonl"
+    if not path.is_file():
+        raise DatasetError(f"{folder}: no manifest.jsonl (make one with 'harmcli make-composites')")
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    raise DatasetError(f"{path}:{number}: not valid JSON") from None

@@ -1,0 +1,256 @@
+"""The dual-stream semi-supervised training loop (paper §3.2), in one readable function.
+
+Each step draws the supervised stream or the adversarial stream with equal probability. Supervised:
+``lambda * L1 + (1 - lambda) * L_G``; adversarial: ``(1 - lambda) * L_G`` only. One generator and one
+per-pixel discriminator serve both streams. The checkpoint holds model, discriminator, optimisers, step and
+config, so ``train`` on the same run folder resumes from the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harmcli.errors import DatasetError, HarmcliError
+from harmcli.models import create_model
+from harmcli.models.discriminator import UNetDiscriminator
+from harmcli.ops.compose import apply_adjustment_torch
+from harmcli.train.config import TrainConfig
+from harmcli.train.data import Batch, TrainingData, augment
+from harmcli.train.losses import AdversarialLoss, masked_l1
+from harmcli.weights import save_weights
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.safetensors"
+LAST = "last.safetensors"
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+
+def harmonize_batch(model, batch: Batch) -> torch.Tensor:
+    curve_y, shading = model(batch.composite, batch.background, batch.mask)
+    return apply_adjustment_torch(batch.composite, batch.mask, curve_y, shading)
+
+
+def foreground_mse_255(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image fMSE on the 0-255 scale (the field's definition), mask-weighted."""
+    err = ((output - target) * 255.0) ** 2 * mask
+    return err.sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3).clamp_min(1.0)
+
+
+@torch.no_grad()
+def validate(model, data: TrainingData, limit: int, batch_size: int = 16) -> dict:
+    """fMSE, MSE and PSNR (0-255 scale) of the model and of the untouched composite on the val split."""
+    n = min(data.count("val"), limit)
+    if n == 0:
+        return {}
+    model.eval()
+    fmse, fmse_in, mse = [], [], []
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(n, start + batch_size))
+        batch = data.batch("val", idx)
+        out = harmonize_batch(model, batch)
+        fmse.append(foreground_mse_255(out, batch.target, batch.mask))
+        fmse_in.append(foreground_mse_255(batch.composite, batch.target, batch.mask))
+        mse.append((((out - batch.target) * 255) ** 2).mean((1, 2, 3)))
+    model.train()
+    fmse_t, mse_t = torch.cat(fmse), torch.cat(mse)
+    psnr = (10 * torch.log10(255.0**2 / mse_t.clamp_min(1e-10))).clamp(max=100)
+    return {
+        "val_fMSE": float(fmse_t.mean()),
+        "val_fMSE_composite": float(torch.cat(fmse_in).mean()),
+        "val_MSE": float(mse_t.mean()),
+        "val_PSNR": float(psnr.mean()),
+        "val_count": n,
+    }
+
+
+def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int, elapsed_s: float) -> float:
+    """Learning-rate multiplier: linear warm-up, then the paper's step decay or a cosine over the budget.
+
+    The cosine follows whichever runs out first, steps or minutes, so a time-limited run still ends at a low rate.
+    """
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.schedule == "cosine":
+        progress = step / max(1, total_steps)
+        if config.max_minutes:
+            progress = max(progress, elapsed_s / (60 * config.max_minutes))
+        return warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return warm * config.lr_decay ** ((step // steps_per_epoch) // config.lr_decay_every)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    data_folders: list[Path],
+    run_dir: Path,
+    config: TrainConfig,
+    *,
+    on_event: Callable[[str, dict], None] | None = None,
+) -> dict:
+    """Train (or resume) into ``run_dir``. ``on_event(kind, record)`` receives 'resume', 'data', 'step',
+    'val' and 'done' events for display. Returns the final record."""
+    emit = on_event or (lambda kind, record: None)
+    paths = RunPaths(Path(run_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+    resume_state = None
+    if paths.checkpoint.is_file():
+        try:
+            resume_state = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise HarmcliError(f"{paths.checkpoint}: checkpoint cannot be read ({exc}); move it away to start afresh") from None
+        saved = TrainConfig.from_dict(resume_state["config"])
+        # The schedule, data and architecture come from the checkpoint; only limits may change on resume.
+        config = TrainConfig.from_dict({**saved.to_dict(), "max_steps": config.max_steps, "max_minutes": config.max_minutes})
+        emit("resume", {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)})
+    paths.config.write_text(json.dumps({**config.to_dict(), "data": [str(f) for f in data_folders]}, indent=2))
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + (resume_state["step"] if resume_state else 0))
+    data = TrainingData.from_folders(data_folders, config.size, on_progress=lambda d, t: emit("loading", {"done": d, "total": t}))
+    counts = {k: data.count(k) for k in ("supervised", "adversarial", "real", "val")}
+    emit("data", counts)
+    use_sup = config.supervised and counts["supervised"] > 0
+    use_adv = config.adversarial and counts["real"] > 0
+    if not use_sup and not (use_adv and counts["adversarial"] > 0):
+        raise DatasetError(f"nothing to train on: {counts} (supervised needs targets; adversarial needs real samples)")
+    adv_stream = use_adv and counts["adversarial"] > 0
+
+    model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None)
+    model.train()
+    discriminator = UNetDiscriminator()
+    adversarial = AdversarialLoss(discriminator)
+    opt_g = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.5, 0.999))
+    step, best = 0, math.inf
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        discriminator.load_state_dict(resume_state["discriminator"])
+        opt_g.load_state_dict(resume_state["opt_g"])
+        opt_d.load_state_dict(resume_state["opt_d"])
+        step, best = resume_state["step"], resume_state.get("best", math.inf)
+    if config.pretrained_backbone and hasattr(model, "freeze_backbone_norm"):
+        model.freeze_backbone_norm()
+
+    epoch_size = max(counts["supervised"] + (counts["adversarial"] if adv_stream else 0), config.batch_size)
+    steps_per_epoch = max(1, epoch_size // config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    info = {"recipe": config.to_dict(), "data": [str(f) for f in data_folders], "counts": counts}
+
+    def checkpoint():
+        _save_checkpoint(paths.checkpoint, {
+            "model": model.state_dict(), "discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(), "step": step, "best": best, "config": config.to_dict(),
+            "elapsed_s": elapsed_before + time.monotonic() - start_time,
+        })
+        save_weights(model, paths.root / LAST, info={**info, "step": step})
+
+    def run_validation():
+        nonlocal best
+        record = {"step": step, **validate(model, data, config.val_limit)}
+        if "val_fMSE" in record and record["val_fMSE"] < best:
+            best = record["val_fMSE"]
+            save_weights(model, paths.root / BEST, info={**info, "step": step, "validation": record})
+            record["best"] = True
+        with open(paths.log, "a") as log:
+            log.write(json.dumps({"event": "val", **record}) + "\n")
+        emit("val", record)
+
+    start_time, window = time.monotonic(), []
+    elapsed_before = resume_state.get("elapsed_s", 0.0) if resume_state else 0.0
+    # --max-steps and --max-minutes are totals for the run, across resumes.
+    deadline = start_time + config.max_minutes * 60 - elapsed_before if config.max_minutes else math.inf
+    reason = "finished schedule"
+    while step < total_steps:
+        if time.monotonic() > deadline:
+            reason = "time limit"
+            break
+        factor = lr_factor(config, step, total_steps, steps_per_epoch, elapsed_before + time.monotonic() - start_time)
+        for group in opt_g.param_groups:
+            group["lr"] = config.lr * factor
+        for group in opt_d.param_groups:
+            group["lr"] = config.lr_discriminator * factor
+
+        supervised_step = use_sup and (not adv_stream or torch.rand(1, generator=generator).item() < 0.5)
+        stream = "supervised" if supervised_step else "adversarial"
+        batch = augment(data.sample(stream, config.batch_size, generator), generator,
+                        brightness_stops=config.brightness_jitter, background_is_composite=config.background_is_composite)
+        gan_on = use_adv and step >= config.adversarial_start
+        output = harmonize_batch(model, batch)
+        record = {"step": step + 1, "stream": stream}
+        loss = torch.zeros(())
+        if supervised_step:
+            rec = masked_l1(output, batch.target, batch.mask)
+            loss = loss + config.lambda_rec * rec
+            record["loss_l1"] = float(rec.detach())
+        if gan_on:
+            for p in discriminator.parameters():
+                p.requires_grad_(False)
+            g_loss, metrics = adversarial.generator_loss(output, batch.mask)
+            for p in discriminator.parameters():
+                p.requires_grad_(True)
+            loss = loss + (1 - config.lambda_rec) * g_loss
+            record.update(metrics)
+        if loss.requires_grad:
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+        if gan_on:
+            real = data.sample("real", config.batch_size, generator)
+            real = augment(real, generator, brightness_stops=0.0, background_is_composite=0.0)
+            d_loss, metrics = adversarial.discriminator_loss(real.composite, output.detach(), batch.mask)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            record.update(metrics)
+        step += 1
+        record["lr"] = config.lr * factor
+        record["elapsed_min"] = round((time.monotonic() - start_time) / 60, 2)
+        window.append(record)
+        if step % 10 == 0:
+            with open(paths.log, "a") as log:
+                for r in window:
+                    log.write(json.dumps(r) + "\n")
+            window.clear()
+        emit("step", {**record, "total": total_steps})
+        if step % config.checkpoint_every == 0:
+            checkpoint()
+        if step % config.val_every == 0:
+            run_validation()
+
+    checkpoint()
+    run_validation()
+    final = {"step": step, "reason": reason, "best_val_fMSE": best, "best": str(paths.root / BEST)}
+    emit("done", final)
+    return final

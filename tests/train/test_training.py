@@ -1,0 +1,64 @@
+import json
+
+import pytest
+import torch
+
+from harmcli.data.composites import make_composites
+from harmcli.train.config import resolve_config
+from harmcli.train.loop import train
+from harmcli.weights import load_weights, read_metadata
+from tests.data.test_make_composites import write_source
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("train")
+    src = write_source(root / "src", np.random.default_rng(5), count=8, size=(48, 48))
+    make_composites(src, root / "data", modes=("real", "retouch"), seed=0, val_fraction=0.25)
+    return root / "data"
+
+
+def _config(**overrides):
+    base = dict(max_steps=4, batch_size=2, size=32, val_every=2, checkpoint_every=2, adversarial_start=0,
+                pretrained_backbone=False, warmup_steps=0, max_minutes=None, threads=1)
+    base.update(overrides)
+    return resolve_config("lite", **base)
+
+
+def test_few_steps_train_resume_and_export(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    events = []
+    first = train([tiny_data], run, _config(), on_event=lambda kind, rec: events.append((kind, rec)))
+    assert first["step"] == 4
+    steps = [rec for kind, rec in events if kind == "step"]
+    for rec in steps:
+        for key, value in rec.items():
+            if key.startswith("loss_"):
+                assert torch.isfinite(torch.tensor(value)), (key, value)
+    assert any("loss_l1" in r for r in steps) and any("loss_d_fake" in r for r in steps)
+    # Weights moved away from the identity initialisation.
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["model"]["curves_head.mlp.2.weight"].abs().sum() > 0
+    # Exported weights load as a model; the log is JSONL.
+    model = load_weights(run / "best.safetensors")
+    assert model.config.name == "lite"
+    assert read_metadata(run / "best.safetensors")["info"]["recipe"]["size"] == 32
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any(line.get("event") == "val" for line in lines)
+
+    # Started again with a higher step limit, it resumes from the checkpoint.
+    events.clear()
+    second = train([tiny_data], run, _config(max_steps=6), on_event=lambda kind, rec: events.append((kind, rec)))
+    assert ("resume", {"step": 4, "checkpoint": str(run / "checkpoint.pt")}) in events
+    assert second["step"] == 6
+    first_step = next(rec for kind, rec in events if kind == "step")
+    assert first_step["step"] == 5
+
+
+def test_supervised_only(tiny_data, tmp_path):
+    result = train([tiny_data], tmp_path / "run", _config(adversarial=False, max_steps=2))
+    assert result["step"] == 2
+    lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all("loss_d_fake" not in line for line in lines)
