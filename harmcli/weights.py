@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,15 +18,17 @@ from harmcli.errors import WeightsError
 from harmcli.models import HarmonizationNet, ModelConfig, create_model
 
 FORMAT = "harmcli-weights"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "harmcli-lite.safetensors"
+DEFAULT_WEIGHTS_NAME = "harmcli-lite.safetensors"
 
 
 def default_weights_path() -> Path | None:
-    """The shipped default weights: next to the package in a source checkout, or installed inside it."""
-    for candidate in (Path(__file__).resolve().parent / "weights" / "harmcli-lite.safetensors", DEFAULT_WEIGHTS):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The shipped default weights: ``weights/`` of a source checkout (editable install), or the copy that a
+    regular ``pip install`` puts in ``<prefix>/share/harmcli/weights`` (see pyproject's data-files)."""
+    candidates = (
+        Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME,
+        Path(sys.prefix) / "share" / "harmcli" / "weights" / DEFAULT_WEIGHTS_NAME,
+    )
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None = None, half: bool = True) -> Path:
@@ -52,6 +55,9 @@ def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a weights file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,2 +1,2 @@
-"""Quality as the field measures it: metrics (:mod:`.metrics`), dataset layouts (:mod:`.datasets`) and the
+"""Quality as the field measures it: metrics (:mod:`.metrics`), dataset layouts (:mod:`harmcli.data.layouts`) and the
 side-by-side runner behind ``harmcli eval`` (:mod:`.runner`). Importing this package loads nothing heavy."""

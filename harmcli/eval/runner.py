@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from harmcli.errors import InputMismatchError, UsageError
-from harmcli.eval.datasets import EvalItem
+from harmcli.data.layouts import EvalItem
 from harmcli.eval.metrics import METRICS, PSNR_CAP, compute_metrics, summarize
 from harmcli.io.images import atomic_write, read_image, read_mask, write_image
 

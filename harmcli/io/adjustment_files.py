@@ -1,14 +1,11 @@
 """Export and import of an :class:`~harmcli.ops.adjustment.Adjustment`, the format chosen by the extension.
 
-=========  ==========================================================================  ============
-extension  content                                                                     load back?
-=========  ==========================================================================  ============
-``.json``  curves (exact, 6 decimals) + shading map as ``<stem>.shading.tif`` beside it  yes
-``.cube``  1D LUT, 1024 entries (DaVinci Resolve, Premiere, ffmpeg ``lut1d``); curves    yes
-``.acv``   Photoshop Curves preset, at most 16 points per channel; curves only          yes
-``.tif``   the shading map alone, 16-bit grayscale (mapping below)                       shading only
-``.png``   a plot of the curves and a thumbnail of the shading map, for people          no
-=========  ==========================================================================  ============
+- ``.json``: the curves (6 decimals) and, when there is one, the shading map as ``<stem>.shading.tif`` beside
+  it (referenced by relative path; an inline list of lists of gains is accepted too). Loads back exactly.
+- ``.cube``: a 1D LUT of 1024 entries (DaVinci Resolve, Premiere, ffmpeg ``lut1d``); curves only.
+- ``.acv``: a Photoshop Curves preset, at most 16 points per channel (see :func:`acv_points`); curves only.
+- ``.tif`` / ``.tiff``: the shading map alone, 16-bit grayscale (flat 64 x 64 when there is none).
+- ``.png``: a plot of the curves with a thumbnail of the shading map, for people (not loadable).
 
 Shading TIFFs store the gain ``g`` of each cell as a 16-bit code ``v``:
 ``g = 2 ** ((v - 32768) / 8192)``, so 32768 is exactly gain 1, one stop is 8192 codes, and the range is
@@ -28,7 +25,7 @@ import cv2
 import numpy as np
 
 from harmcli.errors import AdjustmentError, ImageWriteError
-from harmcli.io.images import atomic_write
+from harmcli.io.images import atomic_write, check_not_protected
 from harmcli.ops.adjustment import CHANNELS, SHADING_RANGE, Adjustment
 
 EXPORT_EXTENSIONS = (".json", ".cube", ".acv", ".tif", ".tiff", ".png")
@@ -71,6 +68,7 @@ def save_adjustment(adj: Adjustment, path: str | os.PathLike, *, protect: Iterab
         shading_ref = None
         if adj.shading is not None:
             shading_path = path.with_name(f"{path.stem}.shading.tif")
+            check_not_protected(path, protect)  # before writing anything
             written.append(_write_shading_tiff(adj.shading, shading_path, protect))
             shading_ref = shading_path.name
         atomic_write(path, lambda fh: fh.write(_json_text(adj, shading_ref).encode("utf-8")), protect=protect)
@@ -176,7 +174,13 @@ def _write_shading_tiff(shading: np.ndarray, path: Path, protect: Sequence[str |
 
     def write(fh):
         tifffile.imwrite(
-            fh, codes, photometric="minisblack", compression="zlib", predictor=True, description=SHADING_DESCRIPTION, metadata=None
+            fh,
+            codes,
+            photometric="minisblack",
+            compression="zlib",
+            predictor=True,
+            description=SHADING_DESCRIPTION,
+            metadata=None,
         )
 
     return atomic_write(path, write, protect=protect)
@@ -322,14 +326,14 @@ def _curves_to_adjustment(points: list[tuple[np.ndarray, np.ndarray]], shading: 
 
 
 def _cube_text(adj: Adjustment, title: str) -> str:
-    # Keyword order matters for ffmpeg's lut1d, which looks for LUT_1D_SIZE first and accepts TITLE and
-    # DOMAIN_* lines after it; Resolve and Premiere follow the Adobe Cube LUT 1.0 spec (any order).
+    # The usual Adobe Cube 1.0 layout (Resolve, Premiere). ffmpeg's lut1d skips every line before
+    # LUT_1D_SIZE, so the TITLE is lost there, and the DOMAIN lines after it are what it would assume anyway.
     safe_title = title.replace('"', "'") or "harmcli"
     lines = [
         "# 1D LUT exported by harmcli: the red, green and blue curves of an adjustment.",
         "# The shading map cannot be expressed in a LUT and is not included.",
-        f"LUT_1D_SIZE {CUBE_SIZE}",
         f'TITLE "{safe_title}"',
+        f"LUT_1D_SIZE {CUBE_SIZE}",
         "DOMAIN_MIN 0.0 0.0 0.0",
         "DOMAIN_MAX 1.0 1.0 1.0",
     ]
@@ -562,12 +566,14 @@ def render_curves_plot(adj: Adjustment, size: tuple[int, int] = (600, 800)) -> n
         else:
             cv2.line(canvas, (lx, y), (lx + 30 * s, y), color, 2 * s + 1, cv2.LINE_AA)
         _text(canvas, name, (lx + 40 * s, y + 6 * s), 0.55 * s, _INK, s)
-    _draw_shading_panel(canvas, adj.shading, (lx, ly + 4 * 26 * s + 20 * s), (width * s - lx - 24 * s, bottom - ly - 4 * 26 * s - 20 * s), s)
-    image = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
-    return image
+    panel_top = ly + 4 * 26 * s + 20 * s
+    _draw_shading_panel(canvas, adj.shading, (lx, panel_top), (width * s - lx - 24 * s, bottom - panel_top), s)
+    return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def _draw_shading_panel(canvas: np.ndarray, shading: np.ndarray | None, origin: tuple[int, int], box: tuple[int, int], s: int) -> None:
+def _draw_shading_panel(
+    canvas: np.ndarray, shading: np.ndarray | None, origin: tuple[int, int], box: tuple[int, int], s: int
+) -> None:
     x0, y0 = origin
     box_w, box_h = box
     _text(canvas, "shading", (x0, y0 + 14 * s), 0.55 * s, _INK, s + 1)

@@ -150,6 +150,12 @@ def read_mask(
 
 def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> np.ndarray:
     """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright."""
+    ext = path.suffix.lower()
+    if ext not in READ_EXTENSIONS:
+        shown = f"'{ext}'" if ext else "without an extension"
+        raise ImageReadError(
+            f"cannot read image '{path}': unsupported format {shown} (supported: {', '.join(READ_EXTENSIONS)})"
+        )
     data = _read_bytes(path)
     header = _sniff(path, data)
     if header.truncated:
@@ -183,19 +189,13 @@ def _read_bytes(path: Path) -> bytes:
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageReadError(
-            f"image '{path}' is {width}x{height} = {width * height / 1e6:.1f} megapixels, more than the limit of "
-            f"{max_pixels / 1e6:.1f}; raise it with --max-pixels if you trust the file"
+            f"image '{path}' is {width}x{height} ({width * height / 1e6:.3g} megapixels), more than the limit of "
+            f"{max_pixels:,} pixels; raise it with --max-pixels if you trust the file"
         )
 
 
 def _sniff(path: Path, data: bytes) -> _Header:
     """Identify the format from the content and parse what the header offers."""
-    ext = path.suffix.lower()
-    if ext not in READ_EXTENSIONS:
-        shown = f"'{ext}'" if ext else "without an extension"
-        raise ImageReadError(
-            f"cannot read image '{path}': unsupported format {shown} (supported: {', '.join(READ_EXTENSIONS)})"
-        )
     try:
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             return _parse_png(data)
@@ -249,9 +249,12 @@ def _parse_jpeg(data: bytes) -> _Header:
         if pos + 4 > end:
             header.truncated = "the file ends inside the JPEG header"
             return header
-        if data[pos] != 0xFF:
-            header.truncated = f"bad JPEG marker at byte {pos}"
-            return header
+        if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips them, so do we
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                header.truncated = "no image data after the JPEG header"
+                return header
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -370,27 +373,50 @@ def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool) -> np.nda
 
 
 def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> tuple[np.ndarray, int]:
-    """First page of a TIFF as (H, W[, C]) uint8/uint16 plus its orientation tag."""
+    """First page of a TIFF as (H, W[, C]) uint8/uint16 plus its orientation tag.
+
+    tifffile decodes uncompressed and Deflate/LZMA TIFFs itself; compressions it needs the optional
+    ``imagecodecs`` package for (LZW, the default of many editors, JPEG, PackBits) and CMYK / YCbCr files go
+    through OpenCV's libtiff instead.
+    """
     import tifffile
 
+    orientation_field = None
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages.first
+            page = tif.pages[0]
             width, height = int(page.imagewidth), int(page.imagelength)
             _check_pixels(path, width, height, max_pixels)
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if offset + count > len(data):
                     raise ImageReadError(f"cannot read image '{path}': the file is truncated (image data ends early)")
+            orientation = 1
             tag = page.tags.get(_EXIF_ORIENTATION_TAG)
-            orientation = int(tag.value) if tag is not None and 1 <= int(tag.value) <= 8 else 1
+            if tag is not None and tag.count == 1 and tag.dtype in (3, 4) and 1 <= int(tag.value) <= 8:
+                orientation = int(tag.value)
+                orientation_field = (tag.valueoffset, tif.byteorder + ("H" if tag.dtype == 3 else "I"))
             photometric = int(page.photometric)
             colormap = page.colormap if photometric == 3 else None
             axes = page.axes
-            pixels = page.asarray()
+            pixels = None
+            if photometric in (0, 1, 2, 3):
+                try:
+                    pixels = page.asarray()
+                except ValueError as exc:
+                    if "imagecodecs" not in str(exc):
+                        raise
     except HarmcliError:
         raise
     except Exception as exc:  # tifffile raises many types (TiffFileError, ValueError, KeyError, ...)
         raise ImageReadError(f"cannot read image '{path}': not a readable TIFF ({_first_line(exc)})") from None
+
+    if pixels is None:
+        if orientation_field is not None:
+            # libtiff would turn the pixels itself; neutralise the tag so that orientation is applied once, here.
+            patched = bytearray(data)
+            struct.pack_into(orientation_field[1], patched, orientation_field[0], 1)
+            data = bytes(patched)
+        return _decode_opencv(path, data, "tiff", for_mask=True), orientation
 
     if axes == "SYX":  # planar configuration: samples first
         pixels = np.moveaxis(pixels, 0, -1)
@@ -404,10 +430,6 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> tuple[np.ndarray, 
     pixels = _tiff_to_integer(path, pixels)
     if photometric == 0:  # MINISWHITE: 0 is white
         pixels = np.iinfo(pixels.dtype).max - pixels
-    elif photometric not in (1, 2, 3):
-        raise ImageReadError(
-            f"cannot read image '{path}': unsupported TIFF color model (photometric {photometric}); save it as RGB or gray"
-        )
     return np.ascontiguousarray(pixels), orientation
 
 
@@ -492,7 +514,7 @@ def write_image(
     """
     path = Path(path)
     ext = _output_extension(path)
-    _check_protected(path, protect)
+    check_not_protected(path, protect)
     if not (1 <= int(jpeg_quality) <= 100):
         raise UsageError(f"JPEG quality must be between 1 and 100, got {jpeg_quality}")
     rgb = np.asarray(rgb)
@@ -524,7 +546,7 @@ def write_image(
     elif ext == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101 if int(jpeg_quality) == 100 else int(jpeg_quality)]
     elif ext == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # photos: level 3+ costs ~2x the time for ~8 % smaller files
     else:
         params = []
     try:
@@ -583,7 +605,9 @@ def _output_extension(path: Path) -> str:
     return ext
 
 
-def _check_protected(path: Path, protect: Iterable[str | os.PathLike]) -> None:
+def check_not_protected(path: str | os.PathLike, protect: Iterable[str | os.PathLike]) -> None:
+    """Raise ImageWriteError when ``path`` is, under any name (relative, ``..``, symlink), one of ``protect``."""
+    path = Path(path)
     target = path.resolve()
     for item in protect:
         other = Path(item)
@@ -606,7 +630,7 @@ def atomic_write(
     on any failure (also on KeyboardInterrupt). Parent folders are created. Raises ImageWriteError.
     """
     path = Path(path)
-    _check_protected(path, protect)
+    check_not_protected(path, protect)
     if path.is_dir():
         raise ImageWriteError(f"cannot write '{path}': a folder of that name exists")
     try:

@@ -75,24 +75,23 @@ def manifest_samples(folder: Path) -> list[Sample]:
 
 
 def iharmony_samples(folder: Path) -> list[Sample]:
-    """Supervised samples from an iHarmony4 sub-dataset folder; the ``*_train.txt`` list picks training
-    images, ``*_test.txt`` the validation ones (without lists, every composite is used for training)."""
-    from harmcli.eval.datasets import iharmony_items
+    """Supervised samples from an iHarmony4 folder (a subset, or the root with all subsets): the ``*_train.txt``
+    lists pick training images and ``*_test.txt`` the validation ones; without lists everything trains."""
+    from harmcli.data.layouts import discover
 
+    has_lists = any(folder.glob("*_train.txt")) or any(folder.glob("*/*_train.txt"))
+    splits = {"train": "train", "val": "test"} if has_lists else {"train": "all"}
     samples = []
-    lists = {"train": sorted(folder.glob("*_train.txt")), "val": sorted(folder.glob("*_test.txt"))}
-    for split, list_files in lists.items():
-        for item in iharmony_items(folder, list_files[0] if list_files else None):
+    for split, list_name in splits.items():
+        for item in discover(folder, list_name):
             samples.append(Sample(item.composite_path, None, item.mask_path, item.target_path, "supervised", split))
-        if not list_files:
-            break
     return samples
 
 
 def discover_samples(folder: Path) -> list[Sample]:
     if (folder / "manifest.jsonl").is_file():
         return manifest_samples(folder)
-    if (folder / "composite_images").is_dir():
+    if (folder / "composite_images").is_dir() or any(folder.glob("*/composite_images")):
         return iharmony_samples(folder)
     raise DatasetError(
         f"{folder}: not a training folder (expected manifest.jsonl from 'harmcli make-composites', "

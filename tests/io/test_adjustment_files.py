@@ -179,6 +179,8 @@ def test_save_refuses_to_overwrite_an_input(tmp_path, adjustment):
         save_adjustment(adjustment, source, protect=[source])
     with pytest.raises(ImageWriteError, match="input"):  # the shading TIFF beside a JSON counts too
         save_adjustment(adjustment, tmp_path / "x.json", protect=[tmp_path / "x.shading.tif"])
+    with pytest.raises(ImageWriteError, match="input"):  # nothing written, not even the shading TIFF
+        save_adjustment(adjustment, tmp_path / "y.json", protect=[tmp_path / "y.json"])
     assert source.read_bytes() == b"original"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
@@ -190,7 +192,7 @@ def test_cube_file_layout(tmp_path, adjustment):
     save_adjustment(adjustment, tmp_path / "look.cube")
     lines = (tmp_path / "look.cube").read_text().splitlines()
     keywords = [line for line in lines if line and not line.startswith("#") and line[0].isalpha()]
-    assert keywords == [f"LUT_1D_SIZE {CUBE_SIZE}", 'TITLE "look"', "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]
+    assert keywords == ['TITLE "look"', f"LUT_1D_SIZE {CUBE_SIZE}", "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]
     table = [line for line in lines if line and (line[0].isdigit())]
     assert len(table) == CUBE_SIZE == 1024
     values = np.array([[float(v) for v in line.split()] for line in table])
@@ -338,7 +340,7 @@ def test_shading_code_mapping():
 def test_tif_shading_roundtrip(tmp_path, adjustment):
     assert save_adjustment(adjustment, tmp_path / "gain.tif") == [tmp_path / "gain.tif"]
     with tifffile.TiffFile(tmp_path / "gain.tif") as tif:
-        page = tif.pages.first
+        page = tif.pages[0]
         assert page.dtype == np.uint16 and page.shape == adjustment.shading.shape
         assert "2 ** ((value - 32768) / 8192)" in page.description
     loaded = load_adjustment(tmp_path / "gain.tif")

@@ -196,7 +196,10 @@ def test_gray_16bit_tiff(tmp_path):
     np.testing.assert_array_equal(loaded.rgb[..., 1], gray)
 
 
-@pytest.mark.parametrize(("ext", "dtype"), [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16)] + ([(".webp", np.uint8)] if HAVE_WEBP else []))
+RGBA_CASES = [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16)] + ([(".webp", np.uint8)] if HAVE_WEBP else [])
+
+
+@pytest.mark.parametrize(("ext", "dtype"), RGBA_CASES)
 def test_rgba_keeps_alpha_separately(tmp_path, ext, dtype):
     rgb = unique_rgb(6, 8, dtype)
     # Starts at 1: lossless WebP may drop the colour of fully transparent pixels.
@@ -278,6 +281,27 @@ def test_tiff_orientation_tag(tmp_path):
     stored = unique_rgb(4, 6, np.uint16)
     tifffile.imwrite(tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
     np.testing.assert_array_equal(read_image(tmp_path / "o.tif").rgb, upright(stored, 6))
+
+
+def test_lzw_tiff_from_other_tools(tmp_path):
+    """LZW (the default of OpenCV, GIMP and Photoshop) needs imagecodecs in tifffile; OpenCV reads it instead."""
+    rgba = unique_rgb(6, 8, np.uint16)
+    alpha = np.full((6, 8), 1234, np.uint16)
+    assert cv2.imwrite(str(tmp_path / "lzw.tif"), cv2.merge([rgba[..., 2], rgba[..., 1], rgba[..., 0], alpha]))
+    loaded = read_image(tmp_path / "lzw.tif")
+    np.testing.assert_array_equal(loaded.rgb, rgba)
+    np.testing.assert_array_equal(loaded.alpha, alpha)
+
+
+def test_tiff_opencv_fallback_applies_orientation_once(tmp_path, monkeypatch):
+    stored = unique_rgb(4, 6)
+    tifffile.imwrite(tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 8, True)])
+
+    def needs_imagecodecs(self, *args, **kwargs):
+        raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", needs_imagecodecs)
+    np.testing.assert_array_equal(read_image(tmp_path / "o.tif").rgb, upright(stored, 8))
 
 
 @pytest.mark.skipif(not HAVE_WEBP, reason="OpenCV without WebP")

@@ -15,6 +15,9 @@ Two layouts are recognised:
   is evaluated as all of them, names prefixed with the subset.
 
 - **plain**: ``composites/``, ``masks/``, ``gt/`` (and optionally ``backgrounds/``), matched by file stem.
+
+- **make-composites** output (``manifest.jsonl``): its supervised samples (those with a target) of the
+  ``val`` split by default (``split`` picks another split, or ``all``), with their inpainted backgrounds.
 """
 
 from __future__ import annotations
@@ -169,6 +172,17 @@ def _filter_root(folder: Path, subsets: list[Path], list_file: Path) -> list[Eva
     return [everything[name] for name in dict.fromkeys(wanted)]
 
 
+def _manifest_items(folder: Path, split: str) -> list[EvalItem]:
+    from harmcli.data.composites import read_manifest
+
+    items = []
+    for row in read_manifest(folder):
+        if row.get("target") and (split == "all" or row.get("split") == split):
+            background = folder / row["background"] if row.get("background") else None
+            items.append(EvalItem(row["id"], folder / row["composite"], folder / row["mask"], folder / row["target"], background))
+    return items
+
+
 def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
     """The evaluation items of ``folder``, sorted by name.
 
@@ -179,7 +193,9 @@ def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DatasetError(f"{folder}: dataset folder not found")
-    if _is_iharmony(folder):
+    if (folder / "manifest.jsonl").is_file():
+        items = _manifest_items(folder, split or "val")
+    elif _is_iharmony(folder):
         items = _iharmony_items(folder, split)
     elif all((folder / name).is_dir() for name in PLAIN_DIRS):
         if split is not None:
