@@ -86,7 +86,7 @@ def eval_command(
     from rich.console import Console
 
     from harmcli.errors import UsageError, WeightsError
-    from harmcli.eval.datasets import discover
+    from harmcli.data.layouts import discover
     from harmcli.eval.runner import GridCollector, build_methods, parse_methods, save_csv, save_grid, save_json
 
     names = parse_methods(method)

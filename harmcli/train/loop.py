@@ -202,11 +202,12 @@ def train(
         for group in opt_d.param_groups:
             group["lr"] = config.lr_discriminator * factor
 
-        supervised_step = use_sup and (not adv_stream or torch.rand(1, generator=generator).item() < 0.5)
+        gan_on = use_adv and step >= config.adversarial_start
+        # Equal odds for the two streams once the GAN terms are on; before that only the supervised stream has a loss.
+        supervised_step = use_sup and (not adv_stream or not gan_on or torch.rand(1, generator=generator).item() < 0.5)
         stream = "supervised" if supervised_step else "adversarial"
         batch = augment(data.sample(stream, config.batch_size, generator), generator,
                         brightness_stops=config.brightness_jitter, background_is_composite=config.background_is_composite)
-        gan_on = use_adv and step >= config.adversarial_start
         output = harmonize_batch(model, batch)
         record = {"step": step + 1, "stream": stream}
         loss = torch.zeros(())

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harmcli.errors import DatasetError
-from harmcli.eval.datasets import discover
+from harmcli.data.layouts import discover
 
 
 def _touch(path: Path) -> None:

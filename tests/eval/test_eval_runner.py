@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harmcli.errors import InputMismatchError, UsageError
-from harmcli.eval.datasets import discover
+from harmcli.data.layouts import discover
 from harmcli.eval.runner import GridCollector, build_methods, evaluate, load_item, parse_methods
 
 
