@@ -53,26 +53,36 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; never lets a traceback through unless ``--debug`` is given."""
-    import click
-
     from harmcli.errors import HarmcliError
+
+    # Recent typer bundles its own click (typer._click) whose exceptions are not click's; older typer uses click.
+    try:
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as click_errors
+    exit_types = tuple({typer.Exit, getattr(click_errors, "Exit", typer.Exit)})
+    abort_types = tuple({typer.Abort, getattr(click_errors, "Abort", typer.Abort)})
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _register_commands()
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="harmcli", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, click returns typer.Exit's code instead of exiting.
+        result = command.main(args=args, prog_name="harmcli", standalone_mode=False)
+    except exit_types as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except abort_types:
         _error("aborted")
         sys.exit(130)
-    except click.exceptions.ClickException as exc:  # bad usage: unknown option, missing argument, ...
+    except click_errors.NoArgsIsHelpError as exc:  # bare 'harmcli' or a bare group: the help is the answer
+        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "")
+        sys.exit(0)
+    except click_errors.ClickException as exc:  # bad usage: unknown option, missing argument, ...
         if debug:
             raise
         ctx_hint = ""
-        if isinstance(exc, click.exceptions.UsageError) and exc.ctx is not None:
+        if isinstance(exc, click_errors.UsageError) and exc.ctx is not None:
             ctx_hint = f" (see '{exc.ctx.command_path} --help')"
         _error(exc.format_message() + ctx_hint)
         sys.exit(exc.exit_code)
@@ -89,4 +99,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)

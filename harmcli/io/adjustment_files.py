@@ -1,6 +1,6 @@
 """Export and import of an :class:`~harmcli.ops.adjustment.Adjustment`, the format chosen by the extension.
 
-- ``.json``: the curves (6 decimals) and, when there is one, the shading map as ``<stem>.shading.tif`` beside
+- ``.json``: the curves (shortest exact float32 text) and, when there is one, the shading map as ``<stem>.shading.tif`` beside
   it (referenced by relative path; an inline list of lists of gains is accepted too). Loads back exactly.
 - ``.cube``: a 1D LUT of 1024 entries (DaVinci Resolve, Premiere, ffmpeg ``lut1d``); curves only.
 - ``.acv``: a Photoshop Curves preset, at most 16 points per channel (see :func:`acv_points`); curves only.
@@ -45,7 +45,6 @@ SHADING_DESCRIPTION = (
     "8192 per stop, range 1/16 .. 16"
 )
 
-_JSON_DECIMALS = 6
 
 
 def save_adjustment(adj: Adjustment, path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()) -> list[Path]:
@@ -197,7 +196,9 @@ def _check_gains(gains: np.ndarray, what: str) -> None:
 
 
 def _json_number(value: float) -> str:
-    text = f"{round(float(value), _JSON_DECIMALS):.{_JSON_DECIMALS}f}".rstrip("0").rstrip(".")
+    # The shortest text that reads back as the same float32: replay of a saved file is then bit-exact,
+    # while round values an artist types (0.5, 1) stay short.
+    text = np.format_float_positional(np.float32(value), unique=True, trim="-")
     return "0" if text in ("-0", "") else text
 
 

@@ -1,0 +1,296 @@
+"""``harmcli harmonize`` and ``harmcli curves``: thin commands over :mod:`harmcli.batch`.
+
+Both take the same inputs: ``FG BG MASK``, ``FG BG`` (mask = FG's alpha) or ``COMPOSITE --mask MASK``; any of
+them may be a folder (items matched by file stem). Only Typer and the standard library are imported here at
+module level; everything heavy is imported inside the commands, so ``harmcli --help`` never loads torch.
+
+Option values are checked here rather than through Typer's ``min``/``max``, so that a bad value is a
+:class:`~harmcli.errors.UsageError` (one line, exit 2) whose message names the option.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harmcli.cli.app import app
+
+# Kept in step with harmcli.io by a test: importing harmcli.io here would load OpenCV for `harmcli --help`.
+CURVES_FORMATS = ("json", "cube", "acv", "tif", "png")
+DEFAULT_MAX_PIXELS = 100_000_000
+STRENGTH_RANGE = (0.0, 2.0)
+
+Inputs = Annotated[
+    Optional[list[Path]],
+    typer.Argument(
+        help="FG BG MASK, FG BG (FG's alpha is the mask), or COMPOSITE with --mask. Any of them may be a folder: "
+        "items are matched by file stem, and a single file beside folders is used for every item.",
+        metavar="INPUT",
+        show_default=False,
+    ),
+]
+MaskOpt = Annotated[
+    Optional[Path],
+    typer.Option("--mask", "-m", help="The mask of a COMPOSITE (or of FG BG); file or folder.", show_default=False),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda:N); cuda without a GPU is an error.")]
+WeightsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--weights", help="A harmcli .safetensors weights file (default: the shipped one).", show_default=False),
+]
+StrengthOpt = Annotated[float, typer.Option("--strength", help="Curves, 0..2: 0 = off, 1 = as predicted, 2 = double.")]
+ShadingOpt = Annotated[
+    float, typer.Option("--shading-strength", help="Shading map, 0..2: 0 = off, 1 = as predicted, 2 = double.")
+]
+SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Leave existing outputs alone and skip those items.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs: never).")]
+MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", help="Refuse larger inputs (a decompression-bomb guard).")]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", help="CPU threads for the network (default: all cores; one fewer for folders).", show_default=False
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; warnings and errors only.")]
+
+
+class _Reporter:
+    """Everything the commands print goes to stderr, one line per message; stdout stays free for pipes."""
+
+    def __init__(self, quiet: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.quiet = quiet
+
+    def _print(self, style: str, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"{style}{escape(message)}")
+
+    def warn(self, message: str) -> None:
+        self._print("[yellow]warning:[/] ", message)
+
+    def failed(self, message: str) -> None:
+        self._print("[bold red]failed:[/] ", message)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._print("", message)
+
+
+def _check_options(inputs, output, *, strength, shading_strength, max_pixels, threads, skip_existing, overwrite, device):
+    """What can be wrong before any file is looked at. Returns the existing-output policy and the device."""
+    from harmcli.errors import UsageError
+
+    if not inputs:
+        raise UsageError("give the inputs: FG BG MASK, FG BG (FG with alpha), or COMPOSITE --mask MASK")
+    if output is None:
+        raise UsageError("-o/--output is required: an output file, or a folder for folder inputs")
+    lo, hi = STRENGTH_RANGE
+    for name, value in (("--strength", strength), ("--shading-strength", shading_strength)):
+        if not lo <= value <= hi:
+            raise UsageError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    if skip_existing and overwrite:
+        raise UsageError("--skip-existing and --overwrite contradict each other; give one")
+    device = device.strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise UsageError(f"--device must be auto, cpu or cuda (or cuda:N), not '{device}'")
+    return ("skip" if skip_existing else "overwrite" if overwrite else "error"), device
+
+
+def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
+    """One item: any problem raises. Folders: a progress bar, a line per bad item, a summary, exit 1 on failures."""
+    from harmcli import batch
+    from harmcli.errors import HarmcliError
+    from harmcli.io.images import READ_EXTENSIONS
+
+    report = _Reporter(quiet)
+    plan = batch.match_items(spec, READ_EXTENSIONS)
+    if not spec.is_folder:
+        result = batch.run_one(job, plan.items[0])
+        if result.status == "skipped":
+            report.info(f"skipped: {result.message}")
+            return
+        if result.message:
+            report.warn(result.message)
+        report.info(f"wrote {', '.join(str(p) for p in result.outputs)} in {result.seconds:.1f} s")
+        return
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    for unmatched in plan.unmatched:
+        report.warn(unmatched.describe())
+    reader.preload(spec)
+    progress = Progress(
+        TextColumn(f"[bold]{verb}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=report.console,
+        disable=quiet or not report.console.is_terminal,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("", total=len(plan.items) + len(plan.failures))
+
+        def on_result(result) -> None:
+            if result.status == "failed":
+                report.failed(result.message)
+            elif result.status == "done" and result.message:
+                report.warn(result.message)
+            progress.advance(task)
+
+        summary = batch.run_batch(job, plan, on_result=on_result)
+    report.info(f"{layout.path}: {summary.line()}")
+    if summary.failed:
+        # A HarmcliError rather than typer.Exit: the app turns it into one red line and exit code 1.
+        total = len(summary.results)
+        raise HarmcliError(f"{summary.failed} of {total} items failed (see above); the others are in {layout.path}")
+
+
+@app.command("harmonize")
+def harmonize_command(
+    inputs: Inputs = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "-o",
+            "--output",
+            help="Required. The output image (its extension picks the format), or a folder for folder inputs.",
+            show_default=False,
+        ),
+    ] = None,
+    mask: MaskOpt = None,
+    device: DeviceOpt = "auto",
+    weights: WeightsOpt = None,
+    strength: StrengthOpt = 1.0,
+    shading_strength: ShadingOpt = 1.0,
+    params: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--params",
+            help="Apply this saved or edited adjustment (.json, .cube, .acv, or a .tif shading map) instead of predicting; "
+            "no network is loaded.",
+            show_default=False,
+        ),
+    ] = None,
+    skip_existing: SkipOpt = False,
+    overwrite: OverwriteOpt = False,
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="Quality of JPEG outputs, 1..100.")] = 95,
+    ext: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ext", help="Output format for folders (png, jpg, tif, ...); default: each input's own.", show_default=False
+        ),
+    ] = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    save_params: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--save-params",
+            help="Also write the adjustment used (.json, .cube, .acv, .tif, .png); one image only.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Harmonize a pasted subject with its background; the output keeps the input's bit depth.
+
+    Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error.
+    """
+    from harmcli import batch
+    from harmcli.errors import UsageError
+    from harmcli.io.images import WRITE_EXTENSIONS
+
+    existing, device = _check_options(
+        inputs, output, strength=strength, shading_strength=shading_strength, max_pixels=max_pixels, threads=threads,
+        skip_existing=skip_existing, overwrite=overwrite, device=device,
+    )
+    if not 1 <= jpeg_quality <= 100:
+        raise UsageError(f"--jpeg-quality must be between 1 and 100, got {jpeg_quality}")
+    if params is not None and weights is not None:
+        raise UsageError("--params applies a saved adjustment without a network, so --weights would be unused; give one")
+    spec = batch.InputSpec.from_args(inputs, mask)
+    spec.check_exists()
+    layout = batch.plan_output(spec, output, extension=ext, allowed=WRITE_EXTENSIONS)
+    if save_params is not None:
+        from harmcli.io.adjustment_files import EXPORT_EXTENSIONS
+
+        if spec.is_folder:
+            raise UsageError("--save-params works for one image; for folders use 'harmcli curves INPUTS -o FOLDER'")
+        if save_params.suffix.lower() not in EXPORT_EXTENSIONS:
+            raise UsageError(f"{save_params}: --save-params must end in one of {', '.join(EXPORT_EXTENSIONS)}")
+        if not layout.is_folder and batch.same_file(save_params, layout.path):
+            raise UsageError(f"{save_params}: --save-params and -o name the same file")
+    if params is not None:
+        from harmcli.io.adjustment_files import load_adjustment
+
+        predictor = batch.FixedPredictor(load_adjustment(params))
+    else:
+        predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder))
+    reader = batch.InputReader(max_pixels=max_pixels)
+    job = batch.HarmonizeJob(
+        reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
+        existing=existing, jpeg_quality=jpeg_quality, save_params=save_params, protect=(params, weights),
+    )
+    _run(job, spec, layout, reader, quiet=quiet, verb="harmonize")
+
+
+@app.command("curves")
+def curves_command(
+    inputs: Inputs = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "-o",
+            "--output",
+            help="Required. .json (+ a shading .tif beside it), .cube, .acv, .tif/.tiff (shading map) or .png (plot); "
+            "a folder for folder inputs.",
+            show_default=False,
+        ),
+    ] = None,
+    mask: MaskOpt = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format", "-f", help=f"Format for folders: {', '.join(CURVES_FORMATS)} (default json).", show_default=False
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    weights: WeightsOpt = None,
+    strength: StrengthOpt = 1.0,
+    shading_strength: ShadingOpt = 1.0,
+    skip_existing: SkipOpt = False,
+    overwrite: OverwriteOpt = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict the adjustment (RGB curves + shading map) and export it, to edit or to apply with 'harmonize --params'."""
+    from harmcli import batch
+    from harmcli.io.adjustment_files import EXPORT_EXTENSIONS
+
+    existing, device = _check_options(
+        inputs, output, strength=strength, shading_strength=shading_strength, max_pixels=max_pixels, threads=threads,
+        skip_existing=skip_existing, overwrite=overwrite, device=device,
+    )
+    spec = batch.InputSpec.from_args(inputs, mask)
+    spec.check_exists()
+    layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
+    reader = batch.InputReader(max_pixels=max_pixels)
+    predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder))
+    job = batch.CurvesJob(
+        reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
+        existing=existing, protect=(weights,),
+    )
+    _run(job, spec, layout, reader, quiet=quiet, verb="curves")
