@@ -94,13 +94,20 @@ def eval_command(
         raise UsageError("--weights is only used by --method harmcli, which is not among the methods asked for")
     if grid is not None and grid.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UsageError(f"{grid}: --grid must end in .png or .jpg")
-    for option, path in (("--json", json_path), ("--csv", csv_path), ("--grid", grid)):
-        if path is not None and path.is_dir():
+    named = (("--json", json_path), ("--csv", csv_path), ("--grid", grid))
+    outputs = [(option, path) for option, path in named if path is not None]
+    for option, path in outputs:
+        if path.is_dir():
             raise UsageError(f"{option} {path}: is a folder; give a file name")
+        # Checked now rather than after a long run: a parent that is a file cannot become a folder.
+        blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise UsageError(f"{option} {path}: {blocking} is a file, not a folder")
 
     items = discover(dataset, split)
     if limit is not None:
         items = items[:limit]
+    _refuse_overwriting_inputs(outputs, items)
     try:
         methods = build_methods(names, weights=weights, device=device)
     except WeightsError as exc:
@@ -128,6 +135,23 @@ def eval_command(
     if not quiet:
         for path in written:
             err.print(f"wrote {path}")
+
+
+def _refuse_overwriting_inputs(outputs, items) -> None:
+    """The dataset is never written to: no report may land on one of its images."""
+    from harmcli.batch import same_file
+    from harmcli.errors import ImageWriteError
+
+    for option, path in outputs:
+        if not path.exists():
+            continue
+        for item in items:
+            inputs = (item.composite_path, item.mask_path, item.target_path, item.background_path)
+            # The name test first keeps this cheap for tens of thousands of items.
+            if any(source is not None and source.name == path.name and same_file(path, source) for source in inputs):
+                raise ImageWriteError(
+                    f"{option} {path}: this is an input of the dataset; choose another file (inputs are never overwritten)"
+                )
 
 
 def _run(items, methods, size, dataset, collector, *, show: bool):
@@ -186,7 +210,7 @@ def _print_table(result) -> None:
     notes = [f"PSNR/fPSNR per image capped at {PSNR_CAP:g} dB"]
     if result.empty_foreground:
         notes.append(f"{result.empty_foreground} image(s) with an empty mask left out of fMSE/fPSNR")
-    if star:
+    if star and best:
         notes.append("* best")
     table.caption = "; ".join(notes)
     console.print(table)

@@ -13,71 +13,131 @@ from harmcli.cli.app import app
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    # soft_wrap: a long path stays on one line in a log instead of being wrapped at 80 columns.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.command("make-composites")
 def make_composites_command(
-    src: Annotated[Path, typer.Argument(help="Folder with images/NAME.* and masks/NAME.png (and after/NAME.* for pairs).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="New folder for the samples and manifest.jsonl.")],
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder with images/NAME.* and masks/NAME.png (and after/NAME.* for pairs).", metavar="SRC", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="New (or empty) folder for the samples and manifest.jsonl.", show_default=False)
+    ],
     mode: Annotated[
-        Optional[list[str]], typer.Option("--mode", help="real, retouch, pairs or composites; repeat for several. Default: real + retouch.")
+        Optional[list[str]],
+        typer.Option(
+            "--mode",
+            metavar="MODE",
+            help="real, retouch, pairs or composites; repeat or comma-separate for several. \\[default: real,retouch]",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same folder.")] = 0,
     per_photo: Annotated[int, typer.Option("--per-photo", min=1, help="Composites (real) or retouch pairs per photo.")] = 1,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=1.0, help="Share of photos held out (by stem hash).")] = 0.1,
     after: Annotated[str, typer.Option(help="Subfolder of SRC with the retouched photos (pairs mode).")] = "after",
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N photos.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    limit: Annotated[
+        Optional[int], typer.Option(min=1, metavar="N", help="Use only the first N photos (by name). \\[default: all]", show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (skipped photos and the summary still print).")] = False,
 ) -> None:
-    """Build training composites from photos with object masks (paper §3.2)."""
+    """Build training composites from photos with object masks (paper §3.2).
+
+    Photos that cannot be used (unreadable, no mask, a mask that covers almost nothing) are reported and skipped.
+    """
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harmcli.data.composites import make_composites
 
     console = _console()
-    modes = tuple(mode or ("real", "retouch"))
-    if "pairs" in modes and "retouch" in modes and mode is None:
-        modes = ("real", "pairs")
+    modes = tuple(part.strip().lower() for value in (mode or ["real,retouch"]) for part in value.split(",") if part.strip())
     skipped: list[tuple[str, str]] = []
+
+    def on_skip(stem: str, reason: str) -> None:
+        skipped.append((stem, reason))
+        console.print(f"[yellow]skipped[/] {escape(stem)}: {escape(reason)}")
+
     with Progress(TextColumn("[bold]make-composites"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, disable=quiet or not console.is_terminal, transient=True) as progress:
         task = progress.add_task("", total=None)
         rows = make_composites(
             src, output, modes=modes, seed=seed, val_fraction=val_fraction, per_photo=per_photo, after_folder=after, limit=limit,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-            on_skip=lambda stem, reason: (skipped.append((stem, reason)), console.print(f"[yellow]skipped[/] {stem}: {reason}")),
+            on_skip=on_skip,
         )
     by_role: dict[str, int] = {}
     for row in rows:
         by_role[f"{row['role']}/{row['split']}"] = by_role.get(f"{row['role']}/{row['split']}", 0) + 1
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(by_role.items()))
-    console.print(f"wrote {len(rows)} samples to {output} ({summary}); {len(skipped)} source(s) skipped")
+    # A photo can be skipped by more than one mode; count photos, not messages.
+    photos_skipped = len({stem for stem, _ in skipped})
+    console.print(f"wrote {len(rows)} samples to {escape(str(output))} ({summary}); {photos_skipped} photo(s) skipped")
 
 
 @app.command("train")
 def train_command(
-    data: Annotated[list[Path], typer.Argument(help="make-composites folder(s) and/or iHarmony4 folder(s).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Run folder: checkpoint, log.jsonl, config.json, best.safetensors.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="make-composites folder(s) and/or iHarmony4 folder(s).", metavar="DATA", show_default=False),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="RUN", show_default=False,
+            help="Run folder: checkpoint.pt, log.jsonl, config.json, best.safetensors, last.safetensors. "
+            "Given again, training resumes from its checkpoint.",
+        ),
+    ],
     recipe: Annotated[str, typer.Option(help="lite (2-core CPU, ~2 h) or paper (the paper's schedule).")] = "lite",
-    model: Annotated[Optional[str], typer.Option(help="Model preset (default: the recipe's).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1)] = None,
-    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
-    size: Annotated[Optional[int], typer.Option(help="Training resolution (square).", min=32)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Generator learning rate.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="Model preset: lite or paper. \\[default: the recipe's]", show_default=False)
+    ] = None,
+    max_steps: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-steps", min=1, help="Stop after this many steps in total (across resumes). \\[default: the schedule's]"
+        ),
+    ] = None,
+    max_minutes: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-minutes", min=0.1,
+            help="Stop after this many minutes in total (across resumes). \\[default: lite 110, paper none]",
+        ),
+    ] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per step. \\[default: 8]")] = None,
+    size: Annotated[
+        Optional[int], typer.Option(help="Training resolution (square). \\[default: lite 256, paper 512]", min=32)
+    ] = None,
+    lr: Annotated[
+        Optional[float], typer.Option(help="Generator learning rate. \\[default: lite 1.5e-4, paper 4e-5]")
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Length of the schedule. \\[default: lite 10, paper 80]")] = None,
     supervised: Annotated[bool, typer.Option("--supervised/--no-supervised", help="Use the supervised stream.")] = True,
     adversarial: Annotated[bool, typer.Option("--adversarial/--no-adversarial", help="Use the adversarial stream and loss.")] = True,
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="Start the encoder from ImageNet weights.")] = True,
-    val_every: Annotated[Optional[int], typer.Option("--val-every", min=1)] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    val_every: Annotated[
+        Optional[int],
+        typer.Option("--val-every", min=1, help="Validate (and keep the best weights) every N steps. \\[default: 250]"),
+    ] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, help="CPU threads for torch. \\[default: all cores]", show_default=False)
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed of the run. \\[default: 0]")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, step lines or validation lines; start and end still print.")
+    ] = False,
 ) -> None:
     """Dual-stream semi-supervised training; started again on the same RUN folder it resumes."""
     import time
 
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harmcli.train.config import resolve_config
@@ -98,7 +158,7 @@ def train_command(
 
         def on_event(kind: str, record: dict) -> None:
             if kind == "resume":
-                console.print(f"resuming from step {record['step']} ({record['checkpoint']})")
+                console.print(f"resuming from step {record['step']} ({escape(record['checkpoint'])})")
             elif kind == "data":
                 console.print("training data: " + ", ".join(f"{k} {v}" for k, v in record.items()))
             elif kind == "step":
@@ -115,6 +175,10 @@ def train_command(
                         f"PSNR {record['val_PSNR']:.2f} dB{star}"
                     )
             elif kind == "done":
-                console.print(f"stopped at step {record['step']} ({record['reason']}); best weights: {record['best']}")
+                if record["best"] is not None:
+                    weights = f"best weights: {escape(record['best'])}"
+                else:  # nothing to validate on, so no "best"
+                    weights = f"weights: {escape(record['last'])} (no validation samples, so no best.safetensors)"
+                console.print(f"stopped at step {record['step']} ({record['reason']}); {weights}")
 
         train(list(data), output, config, on_event=on_event)

@@ -14,6 +14,7 @@ and seed; the whole folder is reproducible from ``--seed``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 
 from harmcli.data.retouch import dilate_mask, random_retouch
-from harmcli.errors import DatasetError, HarmcliError
+from harmcli.errors import DatasetError, HarmcliError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 MODES = ("real", "retouch", "pairs", "composites")
@@ -59,27 +60,49 @@ class SourcePhoto:
     after_path: Path | None = None  # the retouched version, in ``pairs`` mode
 
 
-def find_sources(src: Path, *, after_folder: str | None = None) -> list[SourcePhoto]:
-    """Photos in ``src/images`` with a mask of the same stem in ``src/masks`` (and ``src/<after>`` for pairs)."""
+def _image_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (hidden files ignored), sorted by name."""
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def find_sources(
+    src: Path, *, after_folder: str | None = None, on_skip: Callable[[str, str], None] | None = None
+) -> list[SourcePhoto]:
+    """Photos in ``src/images`` with a mask of the same stem in ``src/masks`` (and ``src/<after>`` for pairs).
+
+    A photo without its mask (or its retouched version) is reported through ``on_skip(stem, reason)``.
+    """
+    if not src.exists():
+        raise DatasetError(f"{src}: no such folder")
+    if not src.is_dir():
+        raise DatasetError(f"{src}: is a file; give the folder that holds images/ and masks/")
     images_dir, masks_dir = src / "images", src / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
         raise DatasetError(f"{src}: expected the folders images/ and masks/ (photos and object masks matched by file stem)")
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    masks = {p.stem: p for p in _image_files(masks_dir)}
     afters = {}
     if after_folder:
         after_dir = src / after_folder
         if not after_dir.is_dir():
             raise DatasetError(f"{src}: pairs mode needs the retouched photos in {after_folder}/")
-        afters = {p.stem: p for p in after_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
-    sources = []
-    for path in sorted(images_dir.iterdir()):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS or path.stem not in masks:
-            continue
-        if after_folder and path.stem not in afters:
-            continue
-        sources.append(SourcePhoto(path.stem, path, masks[path.stem], afters.get(path.stem)))
+        afters = {p.stem: p for p in _image_files(after_dir)}
+    sources, unmatched = [], []
+    for path in _image_files(images_dir):
+        if path.stem not in masks:
+            unmatched.append((path.stem, f"{path}: no mask {masks_dir / path.stem}.* beside it"))
+        elif after_folder and path.stem not in afters:
+            unmatched.append((path.stem, f"{path}: no retouched version {src / after_folder / path.stem}.* (pairs mode)"))
+        else:
+            sources.append(SourcePhoto(path.stem, path, masks[path.stem], afters.get(path.stem)))
     if not sources:
-        raise DatasetError(f"{src}: no image in images/ has a mask of the same stem in masks/")
+        needs = f"a mask of the same stem in masks/{f' and in {after_folder}/' if after_folder else ''}"
+        raise DatasetError(f"{src}: no image in images/ has {needs}")
+    # Reported only when there is something to do: otherwise the one error above says it all.
+    for stem, reason in unmatched:
+        if on_skip is not None:
+            on_skip(stem, reason)
     return sources
 
 
@@ -220,16 +243,22 @@ def make_composites(
     """
     for mode in modes:
         if mode not in MODES:
-            raise DatasetError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
-    out.mkdir(parents=True, exist_ok=True)
+            raise UsageError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
+    modes = tuple(dict.fromkeys(modes))  # a repeated mode would write the same samples twice
+    if not modes:
+        raise UsageError(f"no mode given (choose from {', '.join(MODES)})")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    # Everything that can be wrong is checked before the output folder is created: a failed start leaves nothing.
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: is a file; the output must be a new (or empty) folder")
     if (out / "manifest.jsonl").exists():
-        raise HarmcliError(f"{out}: already holds a manifest.jsonl; choose an empty output folder")
-    sources = find_sources(src, after_folder=after_folder if "pairs" in modes else None)
+        raise DatasetError(f"{out}: already holds a manifest.jsonl; choose an empty output folder")
+    skip = on_skip or (lambda stem, reason: None)
+    sources = find_sources(src, after_folder=after_folder if "pairs" in modes else None, on_skip=skip)
     if limit:
         sources = sources[:limit]
-    writer = CompositeWriter(out)
     sources_by_stem = {s.stem: s for s in sources}
-    skip = on_skip or (lambda stem, reason: None)
 
     # Load every photo once (the folders this is meant for fit in memory at training resolution).
     photos: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -240,9 +269,15 @@ def make_composites(
             skip(source.stem, str(exc))
             continue
         if not _usable(mask):
-            skip(source.stem, "mask covers almost nothing or almost everything")
+            covered = float((mask > 0.5).mean())
+            skip(source.stem, f"{source.mask_path}: the mask covers {covered:.1%} of the photo; "
+                              f"it must cover between {MIN_FOREGROUND_FRACTION:.1%} and {1 - MIN_FOREGROUND_FRACTION:.1%}")
             continue
         photos[source.stem] = (rgb, mask)
+    if not photos:
+        raise DatasetError(f"{src}: none of the {len(sources)} photo(s) could be used (see the skipped lines); nothing written")
+    created = not out.exists()
+    writer = CompositeWriter(out)
     stems = list(photos)
     splits = {stem: split_of(stem, val_fraction) for stem in stems}
     by_split = {s: [k for k in stems if splits[k] == s] for s in ("train", "val")}
@@ -288,9 +323,13 @@ def make_composites(
                         if mode == "retouch":
                             after = random_retouch(rgb, rng)
                         else:
-                            after_rgb, _ = load_photo(sources_by_stem[stem].after_path, sources_by_stem[stem].mask_path)
+                            source = sources_by_stem[stem]
+                            after_rgb, _ = load_photo(source.after_path, source.mask_path)
                             if after_rgb.shape != rgb.shape:
-                                raise HarmcliError(f"{stem}: before and after photos differ in size")
+                                raise HarmcliError(
+                                    f"{source.after_path}: is {after_rgb.shape[1]}x{after_rgb.shape[0]} but "
+                                    f"{source.image_path} is {rgb.shape[1]}x{rgb.shape[0]}; before and after must match"
+                                )
                             after = after_rgb
                         hole = dilate_mask(mask, _dilation(mask.shape))
                         # Foreground edited, background original: undo the edit (target: the photo).
@@ -309,6 +348,12 @@ def make_composites(
             if on_progress:
                 on_progress(done, total)
 
+    if not writer.rows:
+        if created:  # leave no empty folders behind (rmdir never removes a folder that holds files)
+            for folder in [out / sub for sub in ("composites", "backgrounds", "masks", "targets")] + [out]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise DatasetError(f"{src}: no sample could be made from {len(stems)} photo(s) (see the skipped lines); nothing written")
     manifest = out / "manifest.jsonl"
     tmp = manifest.with_suffix(".jsonl.tmp")
     with open(tmp, "w") as handle:

@@ -183,6 +183,17 @@ def _manifest_items(folder: Path, split: str) -> list[EvalItem]:
     return items
 
 
+def _manifest_splits(folder: Path) -> str:
+    """'train: 12, val: 4': the supervised samples per split of a make-composites folder."""
+    from harmcli.data.composites import read_manifest
+
+    counts: dict[str, int] = {}
+    for row in read_manifest(folder):
+        if row.get("target"):
+            counts[row.get("split", "train")] = counts.get(row.get("split", "train"), 0) + 1
+    return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "none at all"
+
+
 def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
     """The evaluation items of ``folder``, sorted by name.
 
@@ -191,10 +202,15 @@ def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
             or nothing is left to evaluate.
     """
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    if not folder.exists():
         raise DatasetError(f"{folder}: dataset folder not found")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: is a file; give the dataset folder")
     if (folder / "manifest.jsonl").is_file():
         items = _manifest_items(folder, split or "val")
+        if not items:
+            raise DatasetError(f"{folder}: manifest.jsonl has no supervised samples in split '{split or 'val'}' "
+                               f"({_manifest_splits(folder)}); pass --split train, or --split all")
     elif _is_iharmony(folder):
         items = _iharmony_items(folder, split)
     elif all((folder / name).is_dir() for name in PLAIN_DIRS):

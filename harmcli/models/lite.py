@@ -1,6 +1,6 @@
 """The ``lite`` preset: EfficientNet-Lite0 encoder, masked-pooling curves head, light shading decoder.
 
-Built to run in about 100 ms at 512 x 512 on a 2-core CPU (see ``harmcli bench``).
+Built to be cheap on a laptop CPU: about 75 ms at its 256 x 256 input on one core here (see ``harmcli bench``).
 """
 
 from __future__ import annotations

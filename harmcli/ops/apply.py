@@ -43,7 +43,7 @@ from harmcli.ops.adjustment import Adjustment
 STRIP_PIXELS = 1 << 18
 # Column runs narrower than this are not worth a separate set of OpenCV calls: they are blended instead.
 MIN_RUN = 64
-# Beyond a few threads the work is memory-bound; more only adds contention.
+# The strips are memory-bound: past a few threads more only add contention.
 MAX_WORKERS = 8
 
 _FULL_MASK = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
@@ -200,6 +200,8 @@ class _Uint8Kernel:
                 else:
                     np.clip(mask, 0.0, 1.0, out=weight)
                 rest = np.subtract(np.float32(1.0), weight, out=_scratch("rest", shape, np.float32))
+            # (A·w + C·(1 − w)) / (1 + 1e-5), rounded: within half a code value of the exact blend, and C itself
+            # where w == 0 (the 1e-5 moves 255 by 0.003 only).
             cv2.blendLinear(dst, src, weight, rest, dst=dst)
 
 

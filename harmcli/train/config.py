@@ -62,4 +62,10 @@ def resolve_config(recipe: str, **overrides) -> TrainConfig:
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe '{recipe}' (choose from {', '.join(RECIPES)})")
     given = {k: v for k, v in overrides.items() if v is not None}
-    return replace(RECIPES[recipe], **given)
+    config = replace(RECIPES[recipe], **given)
+    from harmcli.models.registry import PRESETS
+
+    # Checked here, before any data is read or a run folder is made.
+    if config.model not in PRESETS:
+        raise UsageError(f"unknown model '{config.model}'; choose one of: {', '.join(PRESETS)}")
+    return config

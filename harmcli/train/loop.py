@@ -107,6 +107,31 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+_CHECKPOINT_KEYS = ("model", "discriminator", "opt_g", "opt_d", "step", "config")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """The state saved by :func:`train`; a truncated, corrupt or foreign file is one clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        # torch's own message runs to many lines of internals (zip central directory, unpickler opcodes).
+        raise HarmcliError(
+            f"{path}: not a readable checkpoint (truncated or corrupt); move it away to start afresh"
+        ) from None
+    missing = [key for key in _CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise HarmcliError(
+            f"{path}: not a harmcli training checkpoint (no {', '.join(missing)}); move it away to start afresh"
+        )
+    return state
+
+
 def train(
     data_folders: list[Path],
     run_dir: Path,
@@ -118,21 +143,22 @@ def train(
     'val' and 'done' events for display. Returns the final record."""
     emit = on_event or (lambda kind, record: None)
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
+    if paths.root.exists() and not paths.root.is_dir():
+        raise HarmcliError(f"{paths.root}: is a file; -o names the run folder (new, or one to resume)")
+    for folder in data_folders:
+        if not Path(folder).is_dir():
+            what = "no such folder" if not Path(folder).exists() else "is a file, not a training folder"
+            raise DatasetError(f"{folder}: {what}")
     if config.threads:
         torch.set_num_threads(config.threads)
 
     resume_state = None
     if paths.checkpoint.is_file():
-        try:
-            resume_state = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise HarmcliError(f"{paths.checkpoint}: checkpoint cannot be read ({exc}); move it away to start afresh") from None
+        resume_state = _load_checkpoint(paths.checkpoint)
         saved = TrainConfig.from_dict(resume_state["config"])
         # The schedule, data and architecture come from the checkpoint; only limits may change on resume.
         config = TrainConfig.from_dict({**saved.to_dict(), "max_steps": config.max_steps, "max_minutes": config.max_minutes})
         emit("resume", {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)})
-    paths.config.write_text(json.dumps({**config.to_dict(), "data": [str(f) for f in data_folders]}, indent=2))
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + (resume_state["step"] if resume_state else 0))
@@ -144,6 +170,9 @@ def train(
     if not use_sup and not (use_adv and counts["adversarial"] > 0):
         raise DatasetError(f"nothing to train on: {counts} (supervised needs targets; adversarial needs real samples)")
     adv_stream = use_adv and counts["adversarial"] > 0
+    # Only now, with the data read, does the run folder appear: a run that cannot start leaves nothing behind.
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(json.dumps({**config.to_dict(), "data": [str(f) for f in data_folders]}, indent=2))
 
     model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None)
     model.train()
@@ -153,10 +182,15 @@ def train(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.5, 0.999))
     step, best = 0, math.inf
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        discriminator.load_state_dict(resume_state["discriminator"])
-        opt_g.load_state_dict(resume_state["opt_g"])
-        opt_d.load_state_dict(resume_state["opt_d"])
+        try:
+            model.load_state_dict(resume_state["model"])
+            discriminator.load_state_dict(resume_state["discriminator"])
+            opt_g.load_state_dict(resume_state["opt_g"])
+            opt_d.load_state_dict(resume_state["opt_d"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise HarmcliError(
+                f"{paths.checkpoint}: does not fit model '{config.model}' ({_first_line(exc)}); move it away to start afresh"
+            ) from None
         step, best = resume_state["step"], resume_state.get("best", math.inf)
     if config.pretrained_backbone and hasattr(model, "freeze_backbone_norm"):
         model.freeze_backbone_norm()
@@ -250,8 +284,17 @@ def train(
         if step % config.val_every == 0:
             run_validation()
 
+    if window:  # the last steps since the previous flush
+        with open(paths.log, "a") as log:
+            for r in window:
+                log.write(json.dumps(r) + "\n")
     checkpoint()
     run_validation()
-    final = {"step": step, "reason": reason, "best_val_fMSE": best, "best": str(paths.root / BEST)}
+    # Without validation samples there is no "best": only last.safetensors exists.
+    best_path = paths.root / BEST
+    final = {
+        "step": step, "reason": reason, "best_val_fMSE": best,
+        "best": str(best_path) if best_path.is_file() else None, "last": str(paths.root / LAST),
+    }
     emit("done", final)
     return final

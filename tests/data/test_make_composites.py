@@ -6,7 +6,7 @@ import pytest
 
 from harmcli.data.composites import foreground_box, make_composites, paste_into_box, read_manifest
 from harmcli.data.retouch import random_retouch
-from harmcli.errors import DatasetError
+from harmcli.errors import DatasetError, UsageError
 from tests.conftest import object_mask, synthetic_photo
 
 
@@ -97,6 +97,93 @@ def test_bad_source_is_skipped_and_reported(tmp_path, rng):
 def test_missing_layout_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="images/ and masks/"):
         make_composites(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "case, error, fragment",
+    [
+        ("missing-src", DatasetError, "no such folder"),
+        ("src-is-a-file", DatasetError, "is a file"),
+        ("output-is-a-file", DatasetError, "is a file"),
+        ("unknown-mode", UsageError, "unknown mode 'nope'"),
+        ("no-mode", UsageError, "no mode"),
+        ("limit-0", UsageError, "--limit"),
+        ("limit-negative", UsageError, "--limit"),
+        ("pairs-without-after", DatasetError, "after/"),
+    ],
+)
+def test_a_bad_start_leaves_nothing_behind(tmp_path, rng, case, error, fragment):
+    src = write_source(tmp_path / "src", rng, count=2)
+    out = tmp_path / "out"
+    kwargs = {}
+    if case == "missing-src":
+        src = tmp_path / "nowhere"
+    elif case == "src-is-a-file":
+        src = src / "images" / "p0.jpg"
+    elif case == "output-is-a-file":
+        out.write_text("my notes")
+    elif case == "unknown-mode":
+        kwargs["modes"] = ("real", "nope")
+    elif case == "no-mode":
+        kwargs["modes"] = ()
+    elif case == "pairs-without-after":
+        kwargs["modes"] = ("pairs",)
+    else:
+        kwargs["limit"] = 0 if case == "limit-0" else -1
+    with pytest.raises(error, match=fragment):
+        make_composites(src, out, **kwargs)
+    if case == "output-is-a-file":
+        assert out.read_text() == "my notes"
+    else:
+        assert not out.exists()
+
+
+def test_photos_without_a_mask_are_reported_and_skipped(tmp_path, rng):
+    src = write_source(tmp_path / "src", rng, count=3)
+    (src / "masks" / "p1.png").unlink()
+    skipped = []
+    rows = make_composites(src, tmp_path / "out", modes=("retouch",), on_skip=lambda stem, why: skipped.append((stem, why)))
+    assert [stem for stem, _ in skipped] == ["p1"]
+    assert "p1.jpg" in skipped[0][1] and "no mask" in skipped[0][1]
+    assert sorted({row["sources"][0] for row in rows}) == ["p0", "p2"]
+
+
+def test_unusable_mask_names_the_mask_file(tmp_path, rng):
+    src = write_source(tmp_path / "src", rng, count=3)
+    cv2.imwrite(str(src / "masks" / "p2.png"), np.zeros((64, 80), np.uint8))
+    skipped = []
+    make_composites(src, tmp_path / "out", modes=("retouch",), on_skip=lambda stem, why: skipped.append((stem, why)))
+    assert len(skipped) == 1 and str(src / "masks" / "p2.png") in skipped[0][1] and "0.0%" in skipped[0][1]
+
+
+def test_no_usable_photo_is_an_error_and_writes_nothing(tmp_path, rng):
+    src = write_source(tmp_path / "src", rng, count=2)
+    for path in (src / "images").iterdir():
+        path.write_bytes(b"not a jpeg")
+    skipped = []
+    with pytest.raises(DatasetError, match="nothing written"):
+        make_composites(src, tmp_path / "out", on_skip=lambda stem, why: skipped.append(stem))
+    assert skipped == ["p0", "p1"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_of_different_sizes_name_both_files(tmp_path, rng):
+    src = write_source(tmp_path / "src", rng, count=2)
+    (src / "after").mkdir()
+    cv2.imwrite(str(src / "after" / "p0.jpg"), synthetic_photo(rng, 64, 80))
+    cv2.imwrite(str(src / "after" / "p1.jpg"), synthetic_photo(rng, 40, 80))
+    skipped = []
+    rows = make_composites(src, tmp_path / "out", modes=("pairs",), on_skip=lambda stem, why: skipped.append((stem, why)))
+    assert {row["sources"][0] for row in rows} == {"p0"}
+    assert skipped[0][0] == "p1"
+    assert str(src / "after" / "p1.jpg") in skipped[0][1] and "80x40" in skipped[0][1]
+
+
+def test_a_repeated_mode_is_written_once(tmp_path, rng):
+    src = write_source(tmp_path / "src", rng, count=2)
+    rows = make_composites(src, tmp_path / "out", modes=("retouch", "retouch"))
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)) == 4
 
 
 def test_random_retouch_changes_image_within_range(rng):

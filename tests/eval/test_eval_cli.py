@@ -108,3 +108,21 @@ def test_module_import_stays_light():
     code = "import sys, harmcli.cli.eval_cmd; print(sorted(m for m in ('torch', 'cv2', 'numpy', 'rich') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--grid"])
+def test_reports_never_overwrite_a_dataset_image(iharmony, tmp_path, capsys, option):
+    root, _ = iharmony
+    target = root / "real_images" / "p0.png"
+    before = target.read_bytes()
+    other_name = root / "real_images" / ".." / "real_images" / "p0.png"
+    code, err = _run_main(["eval", str(root), "-m", "identity", option, str(other_name)], capsys)
+    assert code == 1 and "input of the dataset" in err and len(err.strip().splitlines()) == 1
+    assert target.read_bytes() == before
+
+
+def test_report_under_a_file_is_refused_before_the_run(iharmony, tmp_path, capsys):
+    root, _ = iharmony
+    (tmp_path / "notes").write_text("x")
+    code, err = _run_main(["eval", str(root), "-m", "identity", "--json", str(tmp_path / "notes" / "r.json")], capsys)
+    assert code == 2 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1

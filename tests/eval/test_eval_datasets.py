@@ -111,3 +111,20 @@ def test_nothing_to_evaluate(tmp_path):
         (tmp_path / name).mkdir()
     with pytest.raises(DatasetError, match="no composites"):
         discover(tmp_path)
+
+
+def test_a_file_is_not_a_dataset_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="is a file"):
+        discover(tmp_path / "notes.txt")
+
+
+def test_manifest_without_the_split_names_the_splits_it_has(tmp_path):
+    import json
+
+    rows = [{"id": f"s{i}", "role": "supervised", "split": "train", "composite": "c.png", "background": "b.png",
+             "mask": "m.png", "target": "t.png"} for i in range(3)]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(DatasetError, match=r"split 'val' \(train: 3\); pass --split train"):
+        discover(tmp_path)
+    assert len(discover(tmp_path, "train")) == 3

@@ -62,3 +62,41 @@ def test_supervised_only(tiny_data, tmp_path):
     assert result["step"] == 2
     lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all("loss_d_fake" not in line for line in lines)
+
+
+def test_log_holds_every_step_even_below_the_flush_interval(tiny_data, tmp_path):
+    train([tiny_data], tmp_path / "run", _config(max_steps=3, val_every=100))
+    lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "stream" in line] == [1, 2, 3]
+
+
+def test_unknown_model_is_refused_before_anything_is_read():
+    from harmcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown model 'nope'"):
+        resolve_config("lite", model="nope")
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(tmp_path):
+    from harmcli.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="no such folder"):
+        train([tmp_path / "nowhere"], tmp_path / "run", _config())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="not a training folder"):
+        train([tmp_path / "empty"], tmp_path / "run", _config())
+    assert not (tmp_path / "run").exists()
+
+
+def test_foreign_checkpoint_is_refused(tiny_data, tmp_path):
+    from harmcli.errors import HarmcliError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 3}, run / "checkpoint.pt")
+    with pytest.raises(HarmcliError, match="not a harmcli training checkpoint"):
+        train([tiny_data], run, _config())
+    (run / "checkpoint.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(HarmcliError, match="not a readable checkpoint") as info:
+        train([tiny_data], run, _config())
+    assert "\n" not in str(info.value)
