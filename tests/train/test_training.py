@@ -100,3 +100,22 @@ def test_foreign_checkpoint_is_refused(tiny_data, tmp_path):
     with pytest.raises(HarmcliError, match="not a readable checkpoint") as info:
         train([tiny_data], run, _config())
     assert "\n" not in str(info.value)
+
+
+def test_reads_the_iharmony4_layout(tmp_path):
+    from harmcli.train.data import TrainingData, discover_samples
+    from tests.eval.conftest import make_iharmony
+
+    root = tmp_path / "Tiny"
+    make_iharmony(root, count=5)
+    listed = (root / "Tiny_test.txt").read_text().split()
+    (root / "Tiny_train.txt").write_text(listed[-1] + "\n")  # one training composite, the rest are test
+    samples = discover_samples(root)
+    assert sorted(s.split for s in samples) == ["train"] + ["val"] * 4
+    assert all(s.role == "supervised" and s.target is not None and s.background is None for s in samples)
+    data = TrainingData(samples, size=32)
+    assert data.count("supervised") == 1 and data.count("val") == 4
+    batch = data.batch("val", torch.arange(2))
+    # Without a separate background, the network's background input is the composite itself.
+    assert torch.equal(batch.background, batch.composite)
+    assert batch.target.shape == (2, 3, 32, 32)
