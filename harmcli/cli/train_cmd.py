@@ -171,8 +171,8 @@ def train_command(
                 if "val_fMSE" in record:
                     star = " (best)" if record.get("best") else ""
                     console.print(
-                        f"step {record['step']}: val fMSE {record['val_fMSE']:.1f} (composite {record['val_fMSE_composite']:.1f}), "
-                        f"PSNR {record['val_PSNR']:.2f} dB{star}"
+                        f"step {record['step']}: val fMSE {record['val_fMSE']:.1f} (composite {record['val_fMSE_composite']:.1f}; "
+                        f"on real photos {record['val_fMSE_real_photo']:.1f}), PSNR {record['val_PSNR']:.2f} dB{star}"
                     )
             elif kind == "done":
                 if record["best"] is not None:

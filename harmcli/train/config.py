@@ -27,6 +27,9 @@ class TrainConfig:
     adversarial_start: int = 0  # supervised-only warm-up steps before the GAN terms switch on
     brightness_jitter: float = 0.3  # random foreground exposure change, in stops (paper: on-the-fly brightness)
     background_is_composite: float = 0.3  # probability of feeding the composite as the background input
+    # Share of supervised samples shown as their (coherent) target photo, with the target itself as the answer:
+    # without them the network "corrects" real photos that need nothing.
+    identity_fraction: float = 0.15
     pretrained_backbone: bool = True
     val_every: int = 250
     val_limit: int = 256

@@ -159,18 +159,26 @@ class TrainingData:
         return self.batch(key, indices)
 
 
-def augment(batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float) -> Batch:
-    """Random horizontal flip; random foreground exposure (the input only: the target keeps the right
-    brightness, so the network learns to undo it); sometimes the composite itself as the background input,
-    so that the ``COMPOSITE --mask`` form of ``harmonize`` is in the training distribution."""
+def augment(
+    batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float, identity_fraction: float = 0.0
+) -> Batch:
+    """Random horizontal flip; with supervised batches, some samples replaced by their target photo (nothing
+    to correct: the answer is the input); random foreground exposure on the others (the input only: the target
+    keeps the right brightness, so the network learns to undo it); sometimes the composite itself as the
+    background input, so that the ``COMPOSITE --mask`` form of ``harmonize`` is in the training distribution."""
     b = batch.composite.shape[0]
     flip = torch.rand(b, generator=generator) < 0.5
     tensors = [batch.composite, batch.background, batch.mask] + ([batch.target] if batch.target is not None else [])
     tensors = [torch.where(flip[:, None, None, None], t.flip(-1), t) for t in tensors]
     composite, background, mask = tensors[:3]
     target = tensors[3] if batch.target is not None else None
+    identity = torch.zeros(b, dtype=torch.bool)
+    if target is not None and identity_fraction > 0:
+        identity = torch.rand(b, generator=generator) < identity_fraction
+        composite = torch.where(identity[:, None, None, None], target, composite)
     if brightness_stops > 0:
         gain = 2.0 ** ((torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * brightness_stops)
+        gain = torch.where(identity[:, None, None, None], torch.ones_like(gain), gain)
         composite = (composite + mask * (composite * gain - composite)).clamp(0, 1)
     if background_is_composite > 0:
         use_comp = (torch.rand(b, generator=generator) < background_is_composite)[:, None, None, None]

@@ -29,6 +29,10 @@ from harmcli.weights import save_weights
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.safetensors"
+# best.safetensors is the model with the lowest sum of two foreground errors on the validation split: on the
+# composites (how well it harmonizes) and on their target photos given as input (how little it changes a
+# photo that needs nothing). Either alone rewards a degenerate model.
+BEST_CRITERION = "val_fMSE + val_fMSE_real_photo"
 LAST = "last.safetensors"
 
 
@@ -67,7 +71,7 @@ def validate(model, data: TrainingData, limit: int, batch_size: int = 16) -> dic
     if n == 0:
         return {}
     model.eval()
-    fmse, fmse_in, mse = [], [], []
+    fmse, fmse_in, fmse_real, mse = [], [], [], []
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(n, start + batch_size))
         batch = data.batch("val", idx)
@@ -75,12 +79,16 @@ def validate(model, data: TrainingData, limit: int, batch_size: int = 16) -> dic
         fmse.append(foreground_mse_255(out, batch.target, batch.mask))
         fmse_in.append(foreground_mse_255(batch.composite, batch.target, batch.mask))
         mse.append((((out - batch.target) * 255) ** 2).mean((1, 2, 3)))
+        # The target photo itself as input: a good model leaves it (nearly) unchanged.
+        real = Batch(batch.target, batch.background, batch.mask, batch.target)
+        fmse_real.append(foreground_mse_255(harmonize_batch(model, real), batch.target, batch.mask))
     model.train()
     fmse_t, mse_t = torch.cat(fmse), torch.cat(mse)
     psnr = (10 * torch.log10(255.0**2 / mse_t.clamp_min(1e-10))).clamp(max=100)
     return {
         "val_fMSE": float(fmse_t.mean()),
         "val_fMSE_composite": float(torch.cat(fmse_in).mean()),
+        "val_fMSE_real_photo": float(torch.cat(fmse_real).mean()),
         "val_MSE": float(mse_t.mean()),
         "val_PSNR": float(psnr.mean()),
         "val_count": n,
@@ -191,7 +199,10 @@ def train(
             raise HarmcliError(
                 f"{paths.checkpoint}: does not fit model '{config.model}' ({_first_line(exc)}); move it away to start afresh"
             ) from None
-        step, best = resume_state["step"], resume_state.get("best", math.inf)
+        step = resume_state["step"]
+        # A checkpoint that ranked by another criterion starts the ranking afresh.
+        if resume_state.get("best_criterion") == BEST_CRITERION:
+            best = resume_state.get("best", math.inf)
     if config.pretrained_backbone and hasattr(model, "freeze_backbone_norm"):
         model.freeze_backbone_norm()
 
@@ -205,7 +216,7 @@ def train(
     def checkpoint():
         _save_checkpoint(paths.checkpoint, {
             "model": model.state_dict(), "discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(), "step": step, "best": best, "config": config.to_dict(),
+            "opt_d": opt_d.state_dict(), "step": step, "best": best, "best_criterion": BEST_CRITERION, "config": config.to_dict(),
             "elapsed_s": elapsed_before + time.monotonic() - start_time,
         })
         save_weights(model, paths.root / LAST, info={**info, "step": step})
@@ -213,8 +224,9 @@ def train(
     def run_validation():
         nonlocal best
         record = {"step": step, **validate(model, data, config.val_limit)}
-        if "val_fMSE" in record and record["val_fMSE"] < best:
-            best = record["val_fMSE"]
+        score = record.get("val_fMSE", math.inf) + record.get("val_fMSE_real_photo", 0.0)
+        if score < best:
+            best = score
             save_weights(model, paths.root / BEST, info={**info, "step": step, "validation": record})
             record["best"] = True
         with open(paths.log, "a") as log:
@@ -241,7 +253,8 @@ def train(
         supervised_step = use_sup and (not adv_stream or not gan_on or torch.rand(1, generator=generator).item() < 0.5)
         stream = "supervised" if supervised_step else "adversarial"
         batch = augment(data.sample(stream, config.batch_size, generator), generator,
-                        brightness_stops=config.brightness_jitter, background_is_composite=config.background_is_composite)
+                        brightness_stops=config.brightness_jitter, background_is_composite=config.background_is_composite,
+                        identity_fraction=config.identity_fraction)
         output = harmonize_batch(model, batch)
         record = {"step": step + 1, "stream": stream}
         loss = torch.zeros(())
@@ -293,7 +306,7 @@ def train(
     # Without validation samples there is no "best": only last.safetensors exists.
     best_path = paths.root / BEST
     final = {
-        "step": step, "reason": reason, "best_val_fMSE": best,
+        "step": step, "reason": reason, "best_score": best,
         "best": str(best_path) if best_path.is_file() else None, "last": str(paths.root / LAST),
     }
     emit("done", final)
