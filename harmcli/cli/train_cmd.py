@@ -122,6 +122,21 @@ def train_command(
     supervised: Annotated[bool, typer.Option("--supervised/--no-supervised", help="Use the supervised stream.")] = True,
     adversarial: Annotated[bool, typer.Option("--adversarial/--no-adversarial", help="Use the adversarial stream and loss.")] = True,
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="Start the encoder from ImageNet weights.")] = True,
+    init: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--init", metavar="WEIGHTS", show_default=False,
+            help="Start the network from this .safetensors file (fine-tune; e.g. weights/harmcli-lite.safetensors) "
+            "instead of ImageNet. Ignored on resume.",
+        ),
+    ] = None,
+    identity_fraction: Annotated[
+        Optional[float],
+        typer.Option(
+            "--identity-fraction", min=0.0, max=1.0,
+            help="Share of supervised samples shown as their coherent target photo, to be left unchanged. \\[default: 0.15]",
+        ),
+    ] = None,
     val_every: Annotated[
         Optional[int],
         typer.Option("--val-every", min=1, help="Validate (and keep the best weights) every N steps. \\[default: 250]"),
@@ -140,6 +155,7 @@ def train_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from harmcli.errors import HarmcliError
     from harmcli.train.config import resolve_config
     from harmcli.train.loop import train
 
@@ -147,8 +163,11 @@ def train_command(
         recipe, model=model, max_steps=max_steps, max_minutes=max_minutes, batch_size=batch_size, size=size, lr=lr,
         epochs=epochs, val_every=val_every, threads=threads, seed=seed,
         supervised=None if supervised else False, adversarial=None if adversarial else False,
-        pretrained_backbone=None if pretrained else False,
+        pretrained_backbone=None if pretrained else False, identity_fraction=identity_fraction,
+        init_weights=str(init) if init is not None else None,
     )
+    if init is not None and not init.is_file():
+        raise HarmcliError(f"{init}: no such weights file")
     console = _console()
     interactive = console.is_terminal and not quiet
     last_print = [0.0]

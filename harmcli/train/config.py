@@ -31,6 +31,9 @@ class TrainConfig:
     # without them the network "corrects" real photos that need nothing.
     identity_fraction: float = 0.15
     pretrained_backbone: bool = True
+    # A weights file to start the generator from (fine-tuning shipped or earlier weights); the discriminator
+    # and the optimisers start afresh. Only read when a run starts, not on resume.
+    init_weights: str | None = None
     val_every: int = 250
     val_limit: int = 256
     checkpoint_every: int = 100
@@ -50,7 +53,6 @@ RECIPES: dict[str, TrainConfig] = {
     # The paper's schedule: Adam lr 4e-5, x0.2 every 20 epochs, 80 epochs, batch 8, at 512 px.
     "paper": TrainConfig(model="paper", size=512, batch_size=8, lr=4e-5, lr_discriminator=4e-5, epochs=80, lr_decay_every=20),
     # What a 2-core CPU does in about two hours: the ImageNet-initialised lite model at 256 px, a higher
-    # learning rate (far fewer steps), a short supervised warm-up before the GAN terms, step decay by epochs.
     # learning rate with warm-up and a cosine decay over the time budget (far fewer steps than the paper), and a
     # short supervised-only start so that the discriminator first sees sensible outputs.
     "lite": TrainConfig(

@@ -25,7 +25,7 @@ from harmcli.ops.compose import apply_adjustment_torch
 from harmcli.train.config import TrainConfig
 from harmcli.train.data import Batch, TrainingData, augment
 from harmcli.train.losses import AdversarialLoss, masked_l1
-from harmcli.weights import save_weights
+from harmcli.weights import load_weights, save_weights
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.safetensors"
@@ -168,6 +168,11 @@ def train(
         config = TrainConfig.from_dict({**saved.to_dict(), "max_steps": config.max_steps, "max_minutes": config.max_minutes})
         emit("resume", {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)})
 
+    # A bad --init file fails now, before minutes of data loading.
+    start_from = load_weights(config.init_weights) if config.init_weights and resume_state is None else None
+    if start_from is not None and start_from.config.name != config.model:
+        raise HarmcliError(f"{config.init_weights}: holds model '{start_from.config.name}', but this run trains '{config.model}'")
+
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + (resume_state["step"] if resume_state else 0))
     data = TrainingData.from_folders(data_folders, config.size, on_progress=lambda d, t: emit("loading", {"done": d, "total": t}))
@@ -182,7 +187,9 @@ def train(
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.config.write_text(json.dumps({**config.to_dict(), "data": [str(f) for f in data_folders]}, indent=2))
 
-    model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None)
+    model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None and start_from is None)
+    if start_from is not None:
+        model.load_state_dict(start_from.state_dict())
     model.train()
     discriminator = UNetDiscriminator()
     adversarial = AdversarialLoss(discriminator)

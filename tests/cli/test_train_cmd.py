@@ -88,6 +88,8 @@ def test_make_composites_reports_bad_photos_and_counts_them(run, tmp_path):
         ("output-is-a-file", 1, "is a file"),
         ("unknown-recipe", 2, "unknown recipe 'nope'"),
         ("unknown-model", 2, "unknown model 'nope'"),
+        ("missing-init", 1, "no such weights file"),
+        ("bad-init", 1, "not.safetensors"),
     ],
 )
 def test_train_refusals_leave_no_run_folder(run, tmp_path, dataset, case, code, fragment):
@@ -99,6 +101,11 @@ def test_train_refusals_leave_no_run_folder(run, tmp_path, dataset, case, code, 
         data.mkdir()
     elif case == "output-is-a-file":
         out.write_text("notes")
+    elif case == "missing-init":
+        extra = ["--init", tmp_path / "nowhere.safetensors"]
+    elif case == "bad-init":
+        (tmp_path / "not.safetensors").write_text("not weights")
+        extra = ["--init", tmp_path / "not.safetensors"]
     else:
         extra = ["--recipe" if case == "unknown-recipe" else "--model", "nope"]
     result = run("train", data, "-o", out, *TINY, *extra)

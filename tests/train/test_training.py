@@ -119,3 +119,33 @@ def test_reads_the_iharmony4_layout(tmp_path):
     # Without a separate background, the network's background input is the composite itself.
     assert torch.equal(batch.background, batch.composite)
     assert batch.target.shape == (2, 3, 32, 32)
+
+
+def test_init_starts_from_a_weights_file(tiny_data, tmp_path):
+    from harmcli.models import create_model
+    from harmcli.weights import save_weights
+
+    # A recognisable starting point: the identity model with one head weight set to a known value.
+    start = create_model("lite")
+    with torch.no_grad():
+        start.curves_head.mlp[2].weight.fill_(0.01)
+    save_weights(start, tmp_path / "start.safetensors")
+    run = tmp_path / "run"
+    train([tiny_data], run, _config(max_steps=1, val_every=100, init_weights=str(tmp_path / "start.safetensors")))
+    trained = torch.load(run / "checkpoint.pt", weights_only=True)["model"]["curves_head.mlp.2.weight"]
+    # One small Adam step moves each weight by about the learning rate, not back to zero.
+    assert torch.allclose(trained, torch.full_like(trained, 0.01), atol=1e-3)
+    assert not torch.equal(trained, torch.full_like(trained, 0.01))
+
+
+def test_init_with_another_preset_is_refused_before_reading_data(tmp_path):
+    from harmcli.errors import HarmcliError
+    from harmcli.models import create_model
+    from harmcli.weights import save_weights
+
+    save_weights(create_model("lite"), tmp_path / "lite.safetensors")
+    config = resolve_config("paper", max_steps=1, init_weights=str(tmp_path / "lite.safetensors"))
+    (tmp_path / "data").mkdir()
+    with pytest.raises(HarmcliError, match="holds model 'lite'"):
+        train([tmp_path / "data"], tmp_path / "run", config)
+    assert not (tmp_path / "run").exists()
