@@ -178,6 +178,11 @@ def train_command(
         def on_event(kind: str, record: dict) -> None:
             if kind == "resume":
                 console.print(f"resuming from step {record['step']} ({escape(record['checkpoint'])})")
+                for name, values in record.get("ignored", {}).items():
+                    console.print(
+                        f"note: {name} stays {values['kept']!r} as the run started (given: {values['given']!r}); "
+                        "only --max-steps and --max-minutes change on resume"
+                    )
             elif kind == "data":
                 console.print("training data: " + ", ".join(f"{k} {v}" for k, v in record.items()))
             elif kind == "step":

@@ -165,8 +165,13 @@ def train(
         resume_state = _load_checkpoint(paths.checkpoint)
         saved = TrainConfig.from_dict(resume_state["config"])
         # The schedule, data and architecture come from the checkpoint; only limits may change on resume.
-        config = TrainConfig.from_dict({**saved.to_dict(), "max_steps": config.max_steps, "max_minutes": config.max_minutes})
-        emit("resume", {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)})
+        limits = {"max_steps": config.max_steps, "max_minutes": config.max_minutes}
+        ignored = {k: v for k, v in config.to_dict().items() if k not in limits and v != getattr(saved, k)}
+        config = TrainConfig.from_dict({**saved.to_dict(), **limits})
+        record = {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)}
+        if ignored:  # said out loud: a changed --lr that silently does nothing would mislead
+            record["ignored"] = {k: {"given": v, "kept": getattr(saved, k)} for k, v in ignored.items()}
+        emit("resume", record)
 
     # A bad --init file fails now, before minutes of data loading.
     start_from = load_weights(config.init_weights) if config.init_weights and resume_state is None else None

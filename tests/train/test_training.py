@@ -149,3 +149,13 @@ def test_init_with_another_preset_is_refused_before_reading_data(tmp_path):
     with pytest.raises(HarmcliError, match="holds model 'lite'"):
         train([tmp_path / "data"], tmp_path / "run", config)
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_reports_options_it_keeps_from_the_checkpoint(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    train([tiny_data], run, _config(max_steps=1, val_every=100))
+    events = []
+    train([tiny_data], run, _config(max_steps=2, val_every=100, lr=1e-3), on_event=lambda kind, rec: events.append((kind, rec)))
+    resume = next(rec for kind, rec in events if kind == "resume")
+    assert resume["ignored"] == {"lr": {"given": 1e-3, "kept": 1.5e-4}}
+    assert json.loads((run / "config.json").read_text())["lr"] == 1.5e-4
