@@ -44,6 +44,19 @@ def _register_commands() -> None:
     from harmcli.cli import commands  # noqa: F401
 
 
+def check_device_name(device: str, option: str = "--device") -> str:
+    """The --device value, normalised; a misspelt device is a usage error (exit 2) in every command, checked
+    before any work (whether CUDA is really there is checked when the device is opened)."""
+    import re
+
+    from harmcli.errors import UsageError
+
+    name = device.strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise UsageError(f"{option} must be auto, cpu or cuda (or cuda:N), not '{device}'")
+    return name
+
+
 def _error(message: str) -> None:
     # One line on stderr, red when it is a terminal. rich is only imported on this (rare) path.
     from rich.console import Console

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app
+from harmcli.cli.app import app, check_device_name
 
 
 DeviceOpt = Annotated[
@@ -97,7 +97,7 @@ def bench_command(
     if weights is not None and model:
         raise UsageError("--weights names the network to time; leave out --model (or drop --weights to time presets)")
     config = BenchConfig(
-        devices=device or ["auto"],
+        devices=[check_device_name(d) for d in device] if device else ["auto"],
         models=model or ["lite"],
         sizes=parse_sizes(sizes),
         runs=runs,

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app
+from harmcli.cli.app import app, check_device_name
 
 _FORMATS = {"MSE": ".2f", "fMSE": ".2f", "PSNR": ".2f", "fPSNR": ".2f", "SSIM": ".4f"}
 
@@ -90,6 +90,7 @@ def eval_command(
     from harmcli.eval.runner import GridCollector, build_methods, parse_methods, save_csv, save_grid, save_json
 
     names = parse_methods(method)
+    device = check_device_name(device)
     if weights is not None and "harmcli" not in names:
         raise UsageError("--weights is only used by --method harmcli, which is not among the methods asked for")
     if grid is not None and grid.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -10,13 +10,12 @@ Option values are checked here rather than through Typer's ``min``/``max``, so t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app
+from harmcli.cli.app import app, check_device_name
 
 # Kept in step with harmcli.io by a test: importing harmcli.io here would load OpenCV for `harmcli --help`.
 CURVES_FORMATS = ("json", "cube", "acv", "tif", "png")
@@ -100,9 +99,7 @@ def _check_options(inputs, output, *, strength, shading_strength, max_pixels, th
         raise UsageError(f"--threads must be at least 1, got {threads}")
     if skip_existing and overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other; give one")
-    device = device.strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise UsageError(f"--device must be auto, cpu or cuda (or cuda:N), not '{device}'")
+    device = check_device_name(device)
     return ("skip" if skip_existing else "overwrite" if overwrite else "error"), device
 
 
