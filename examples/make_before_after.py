@@ -1,7 +1,8 @@
-"""Draw ``before_after.png`` for the README: the example composite beside harmcli's result.
+"""Draw ``before_after.png`` for the README: the example composite, harmcli's result, and the adjustment.
 
 Runs the same code as ``harmcli harmonize examples/fg.png examples/bg.jpg examples/mask.png`` with the shipped
-default weights (or ``--weights FILE``) and labels the two halves::
+default weights (or ``--weights FILE``), labels the two images and puts the predicted curves and shading map
+(the plot ``harmcli curves ... -o plot.png`` writes) on the right::
 
     python examples/make_before_after.py [--weights FILE]
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from harmcli.io.adjustment_files import render_curves_plot
 from harmcli.io.images import read_image, read_mask, write_image
 from harmcli.ops.paste import make_composite
 from harmcli.pipeline import Harmonizer
@@ -36,9 +38,12 @@ def main() -> None:
     bg = read_image(HERE / "bg.jpg").rgb
     mask = read_mask(HERE / "mask.png", size=fg.shape[:2])
     composite = make_composite(fg, bg, mask)
-    harmonized, _ = Harmonizer.load(args.weights, device="cpu").harmonize(composite, bg, mask)
-    gap = np.full((composite.shape[0], 8, 3), 255, np.uint8)
-    picture = np.hstack([label(composite, "composite"), gap, label(harmonized, "harmcli harmonize")])
+    harmonized, adjustment = Harmonizer.load(args.weights, device="cpu").harmonize(composite, bg, mask)
+    height = composite.shape[0]
+    plot = render_curves_plot(adjustment)
+    plot = cv2.resize(plot, (round(plot.shape[1] * height / plot.shape[0]), height), interpolation=cv2.INTER_AREA)
+    gap = np.full((height, 8, 3), 255, np.uint8)
+    picture = np.hstack([label(composite, "composite"), gap, label(harmonized, "harmcli harmonize"), gap, plot])
     write_image(HERE / "before_after.png", picture)
 
 
