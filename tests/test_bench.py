@@ -122,7 +122,7 @@ def test_bench_json_to_stdout_and_quiet(tmp_path):
         (["--model", "tiny"], "unknown model"),
         (["--model", "lite@100"], "multiple of 32"),
         (["--runs", "0"], "--runs"),
-        (["--device", "tpu"], "unknown device"),
+        (["--device", "tpu"], "--device must be"),
         (["--weights", "w.safetensors", "--model", "paper"], "leave out --model"),
     ],
 )
