@@ -42,6 +42,9 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * scale
 
 
+PARALLEL_RESIZE_ROWS = 512
+
+
 def downsample(image: np.ndarray, size: int) -> np.ndarray:
     """Area-average resize to ``size`` x ``size`` (the network's square input); float32 in [0, 1].
 
@@ -49,12 +52,14 @@ def downsample(image: np.ndarray, size: int) -> np.ndarray:
     shrinking it costs more time and memory than the rest of a harmonize. Training data is resized the same way.
     """
     if image.shape[:2] != (size, size):
-        if min(image.shape[:2]) >= 4 * size:
-            # OpenCV splits a resize across threads by output rows, and a 256-row output stays on one core:
-            # shrinking a 4K image to 2*size first runs on all cores, and the exact 2x step after it costs nothing.
-            # Both steps are box averages over nested pixel grids, so the result is the one-step average
-            # (up to the rounding of the 8/16-bit intermediate, under 1 code value).
-            image = cv2.resize(image, (2 * size, 2 * size), interpolation=cv2.INTER_AREA)
+        # OpenCV splits a resize across threads by output rows, and an output of under ~512 rows stays on one
+        # core: a 4K image shrunk to 256 rows takes longer than the same image shrunk to 512. So small sizes go
+        # through an exact multiple of themselves of at least 512 rows first; the second step is then a k x k box.
+        # Both steps are box averages over nested pixel grids, so the result is the one-step average (up to the
+        # rounding of the 8/16-bit intermediate, under 1 code value).
+        middle = size * -(-PARALLEL_RESIZE_ROWS // size)
+        if middle > size and min(image.shape[:2]) >= 2 * middle:
+            image = cv2.resize(image, (middle, middle), interpolation=cv2.INTER_AREA)
         interp = cv2.INTER_AREA if min(image.shape[:2]) >= size else cv2.INTER_LINEAR
         image = cv2.resize(image, (size, size), interpolation=interp)
     return to_unit_float(image)
