@@ -81,6 +81,10 @@ class _Reporter:
             self._print("", message)
 
 
+# Mask files whose compression leaves non-zero noise where the mask should be 0.
+LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg", ".webp")
+
+
 def _check_options(inputs, output, *, strength, shading_strength, max_pixels, threads, skip_existing, overwrite, device):
     """What can be wrong before any file is looked at. Returns the existing-output policy and the device."""
     from harmcli.errors import UsageError
@@ -111,6 +115,15 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
 
     report = _Reporter(quiet)
     plan = batch.match_items(spec, READ_EXTENSIONS)
+    lossy_masks = [item.mask for item in plan.items if item.mask is not None and item.mask.suffix.lower() in LOSSY_MASK_SUFFIXES]
+    if lossy_masks:
+        # Read as soft masks, JPEG's ringing around the object edge is faint foreground: pixels there change a
+        # little, so "the background is untouched" only holds up to that noise. Say so once, not once per item.
+        report.warn(
+            f"{lossy_masks[0]}{f' and {len(lossy_masks) - 1} more masks are' if len(lossy_masks) > 1 else ' is'} lossy "
+            "(JPEG/WebP): compression noise around the object is read as faint mask, so pixels just outside it change "
+            "slightly; save masks as PNG or TIFF to keep the background bit for bit"
+        )
     if not spec.is_folder:
         result = batch.run_one(job, plan.items[0])
         if result.status == "skipped":

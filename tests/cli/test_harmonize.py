@@ -277,6 +277,21 @@ def test_params_replay_cube_and_acv(run, tmp_path, active_weights, fmt):
 # ------------------------------------------------------------------------------------------- folders
 
 
+def test_jpeg_masks_get_one_warning_per_run(run, tmp_path, params_file):
+    fgs, bg, masks, scenes = make_folder_inputs(tmp_path, ("a", "b"))
+    for stem in ("a", "b"):
+        (masks / f"{stem}.png").unlink()
+        write_image(masks / f"{stem}.jpg", scenes[stem].mask)
+    result = run("harmonize", fgs, bg, masks, "-o", tmp_path / "out", "--params", params_file)
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err_lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "1 more masks are lossy" in warnings[0] and "PNG" in warnings[0]
+    # A PNG mask: no such warning.
+    fg, bg_file, mask = write_scene(tmp_path / "single", make_scene(seed=3))
+    result = run("harmonize", fg, bg_file, mask, "-o", tmp_path / "single.png", "--params", params_file)
+    assert result.code == 0 and not any("lossy" in line for line in result.err_lines)
+
+
 def make_folder_inputs(root: Path, stems=("a", "b", "c")):
     """fgs/STEM.png, masks/STEM.png and one shared bg.png; returns (fgs, bg, masks, scenes)."""
     scenes = {stem: make_scene(seed=20 + i) for i, stem in enumerate(stems)}
