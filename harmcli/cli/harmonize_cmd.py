@@ -119,8 +119,9 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
     if lossy_masks:
         # Read as soft masks, JPEG's ringing around the object edge is faint foreground: pixels there change a
         # little, so "the background is untouched" only holds up to that noise. Say so once, not once per item.
+        which = f"{lossy_masks[0]} and {len(lossy_masks) - 1} more masks are" if len(lossy_masks) > 1 else f"{lossy_masks[0]} is"
         report.warn(
-            f"{lossy_masks[0]}{f' and {len(lossy_masks) - 1} more masks are' if len(lossy_masks) > 1 else ' is'} lossy "
+            f"{which} lossy "
             "(JPEG/WebP): compression noise around the object is read as faint mask, so pixels just outside it change "
             "slightly; save masks as PNG or TIFF to keep the background bit for bit"
         )

@@ -192,9 +192,10 @@ def train(
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.config.write_text(json.dumps({**config.to_dict(), "data": [str(f) for f in data_folders]}, indent=2))
 
-    model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None and start_from is None)
     if start_from is not None:
-        model.load_state_dict(start_from.state_dict())
+        model = start_from  # already the right preset, built from the file's own config
+    else:
+        model = create_model(config.model, pretrained_backbone=config.pretrained_backbone and resume_state is None)
     model.train()
     discriminator = UNetDiscriminator()
     adversarial = AdversarialLoss(discriminator)
