@@ -1,0 +1,188 @@
+"""What to do with one item: check its output, read it, predict its adjustment, apply or export it.
+
+:class:`HarmonizeJob` and :class:`CurvesJob` share everything but :meth:`finish`. The adjustment comes from a
+:class:`NetworkPredictor` (loaded once) or a :class:`FixedPredictor` (a saved adjustment, no network).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Sequence
+
+from harmcli.batch.inputs import Item
+from harmcli.batch.outputs import OutputLayout, same_file, written_with
+from harmcli.batch.reading import InputReader, LoadedInputs
+from harmcli.batch.summary import ItemResult
+from harmcli.errors import ImageWriteError
+from harmcli.ops.adjustment import Adjustment
+
+Existing = Literal["error", "skip", "overwrite"]
+
+EMPTY_MASK_NOTE = "the mask is empty (all zero): nothing to harmonize"
+
+
+class _Job:
+    """Shared by both commands: output checks, reading, prediction and the empty-mask rule."""
+
+    def __init__(
+        self,
+        *,
+        reader: InputReader,
+        layout: OutputLayout,
+        predictor: NetworkPredictor | FixedPredictor,
+        strength: float = 1.0,
+        shading_strength: float = 1.0,
+        existing: Existing = "error",
+        extra_outputs: Sequence[Path] = (),
+        protect: Sequence[Path] = (),
+    ):
+        """``protect``: files besides each item's inputs that must never be written (--params, --weights)."""
+        self.reader, self.layout, self.predictor = reader, layout, predictor
+        self.strength, self.shading_strength = strength, shading_strength
+        self.existing = existing
+        self.extra_outputs = tuple(extra_outputs)
+        self.protect = tuple(Path(p) for p in protect if p is not None)
+
+    def protected(self, item: Item) -> tuple[Path, ...]:
+        return (*item.inputs, *self.protect)
+
+    def prepare(self) -> None:
+        """Load the network and create the output folder: after this, items can be processed."""
+        self.predictor.load()
+        if self.layout.is_folder:
+            self.layout.path.mkdir(parents=True, exist_ok=True)
+
+    def check(self, item: Item) -> ItemResult | None:
+        """Before reading anything: refuse to overwrite an input or (without --overwrite) an existing output.
+
+        Returns a ``skipped`` result under --skip-existing, None to go on; raises otherwise.
+        """
+        out, _ = self.layout.output_for(item)
+        primary = (out, *self.extra_outputs)
+        targets = [t for path in primary for t in written_with(path)]
+        for target in targets:
+            for source in self.protected(item):
+                if same_file(target, source):
+                    raise ImageWriteError(
+                        f"{target}: this is an input file; choose another output (inputs are never overwritten)"
+                    )
+        if self.existing == "skip" and any(p.exists() for p in primary):
+            found = next(p for p in primary if p.exists())
+            return ItemResult(item.stem, "skipped", (out,), f"{found} exists (--skip-existing)")
+        existing = [t for t in targets if t.exists()]
+        if existing and self.existing == "error":
+            raise ImageWriteError(
+                f"{existing[0]}: already exists; pass --overwrite to replace it or --skip-existing to keep it"
+            )
+        return None
+
+    def load(self, item: Item) -> LoadedInputs:
+        return self.reader.load(item)
+
+    def predict(self, inputs: LoadedInputs) -> Adjustment | None:
+        """The adjustment to apply (scaled by the strengths), or None when the mask is empty."""
+        if inputs.mask_is_empty:
+            return None
+        return self.predictor(inputs).scaled(self.strength, self.shading_strength)
+
+    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:  # pragma: no cover
+        raise NotImplementedError
+
+
+class HarmonizeJob(_Job):
+    """Predict (or take) an adjustment, apply it inside the mask, write the image in the input's bit depth."""
+
+    def __init__(self, *, jpeg_quality: int = 95, save_params: Path | None = None, **kwargs):
+        super().__init__(extra_outputs=(save_params,) if save_params else (), **kwargs)
+        self.jpeg_quality = jpeg_quality
+        self.save_params = save_params
+
+    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
+        from harmcli.io.images import write_image
+        from harmcli.ops.apply import apply_adjustment
+
+        item = inputs.item
+        out, note = self.layout.output_for(item)
+        notes = [note] if note else []
+        if adjustment is None:
+            notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the input unchanged")
+            result = inputs.composite
+        else:
+            result = apply_adjustment(inputs.composite, inputs.mask, adjustment)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        written = [
+            write_image(
+                out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=inputs.alpha,
+                protect=self.protected(item),
+            )
+        ]
+        if self.save_params is not None:
+            from harmcli.io.adjustment_files import save_adjustment
+
+            self.save_params.parent.mkdir(parents=True, exist_ok=True)
+            written += save_adjustment(adjustment or Adjustment.identity(), self.save_params, protect=self.protected(item))
+        return ItemResult(item.stem, "done", tuple(Path(p) for p in written), "; ".join(notes))
+
+
+class CurvesJob(_Job):
+    """Predict the adjustment and export it (.json + shading TIFF, .cube, .acv, .tif shading map, .png plot)."""
+
+    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
+        from harmcli.io.adjustment_files import save_adjustment
+
+        item = inputs.item
+        out, _ = self.layout.output_for(item)
+        notes = []
+        if adjustment is None:
+            notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the identity adjustment")
+            adjustment = Adjustment.identity()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        written = save_adjustment(adjustment, out, protect=self.protected(item))
+        return ItemResult(item.stem, "done", tuple(Path(p) for p in written), "; ".join(notes))
+
+
+
+def default_threads(folder: bool) -> int | None:
+    """CPU threads for the network: PyTorch's choice for one image; in folder mode one core fewer, left to the
+    reading/writing threads (on a 2-core machine two spinning torch threads next to busy I/O threads made the
+    loop 2-3x slower than one torch thread)."""
+    if not folder:
+        return None
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+class NetworkPredictor:
+    """Predicts adjustments with a network that is loaded once, on first use (or by :meth:`load`)."""
+
+    def __init__(self, weights: Path | None, device: str, threads: int | None = None):
+        self.weights, self.device, self.threads = weights, device, threads
+        self.harmonizer = None
+
+    def load(self) -> None:
+        if self.harmonizer is None:
+            from harmcli.pipeline import Harmonizer
+
+            self.harmonizer = Harmonizer.load(self.weights, self.device)
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+
+    def __call__(self, inputs: LoadedInputs) -> Adjustment:
+        self.load()
+        return self.harmonizer.predict(inputs.composite, inputs.background, inputs.mask)
+
+
+class FixedPredictor:
+    """The same saved/edited adjustment for every image; no network involved."""
+
+    def __init__(self, adjustment: Adjustment):
+        self.adjustment = adjustment
+
+    def load(self) -> None:
+        pass
+
+    def __call__(self, inputs: LoadedInputs) -> Adjustment:
+        return self.adjustment
+

@@ -1,0 +1,135 @@
+"""Reading one item into memory: the composite, the background, the mask and the output's alpha."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from harmcli.batch.inputs import Item, InputSpec
+from harmcli.errors import InputMismatchError
+
+# A mask whose every pixel is at least this much foreground leaves nothing to harmonize against.
+ALL_FOREGROUND = 1.0 - 1e-3
+
+
+class InputReader:
+    """Reads items; a file shared by every item (one background for many foregrounds) is read only once."""
+
+    def __init__(self, *, max_pixels: int):
+        self.max_pixels = max_pixels
+        self._shared: dict[tuple[str, Path], object] = {}
+
+    def preload(self, spec: InputSpec) -> None:
+        """Read the file inputs of a folder-mode spec now: a bad shared file fails the command, not each item."""
+        for role, path in spec.roles():
+            if path.is_file() and (role, path) not in self._shared:
+                self._shared[(role, path)] = self._read(role, path)
+
+    def _read(self, role: str, path: Path):
+        from harmcli.io.images import read_image, read_mask
+
+        if (role, path) in self._shared:
+            return self._shared[(role, path)]
+        if role == "mask":
+            return read_mask(path, size=None, max_pixels=self.max_pixels)
+        return read_image(path, max_pixels=self.max_pixels)
+
+    def _mask(self, path: Path, size: tuple[int, int], against: Path) -> np.ndarray:
+        from harmcli.io.images import read_mask
+
+        if ("mask", path) in self._shared:
+            mask = self._shared[("mask", path)]
+            if mask.shape[:2] != tuple(size):
+                raise InputMismatchError(
+                    f"{path}: mask is {_size_text(mask.shape)} but {against} is {_size_text(size)}; "
+                    "they must be the same size"
+                )
+            return mask
+        return read_mask(path, size=tuple(size), max_pixels=self.max_pixels)
+
+    def load(self, item: Item) -> LoadedInputs:
+        from harmcli.ops.apply import mask_to_float
+
+        first = "composite" if item.form == "composite" else "foreground"
+        primary = self._read(first, item.primary)
+        size = primary.rgb.shape[:2]
+        if item.form == "composite":
+            mask = self._mask(item.mask, size, item.primary)
+            composite = background = primary.rgb
+            alpha = primary.alpha
+            mask_name = str(item.mask)
+        else:
+            from harmcli.ops.paste import make_composite
+
+            back = self._read("background", item.background)
+            if back.rgb.shape[:2] != size:
+                raise InputMismatchError(
+                    f"{item.background}: background is {_size_text(back.rgb.shape)} but foreground {item.primary} is "
+                    f"{_size_text(size)}; they must be the same size"
+                )
+            if item.form == "alpha":
+                if primary.alpha is None:
+                    raise InputMismatchError(
+                        f"{item.primary}: foreground has no alpha channel to use as the mask; "
+                        "give a mask: harmcli harmonize FG BG MASK"
+                    )
+                mask = mask_to_float(primary.alpha)
+                mask_name = f"{item.primary} (alpha channel)"
+            else:
+                mask = self._mask(item.mask, size, item.primary)
+                mask_name = str(item.mask)
+            dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
+            foreground, background = _promote(primary.rgb, dtype), _promote(back.rgb, dtype)
+            composite = make_composite(foreground, background, mask)
+            alpha = _over(mask, back.alpha) if back.alpha is not None else None
+        if mask.size and float(mask.min()) >= ALL_FOREGROUND:
+            raise InputMismatchError(
+                f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
+            )
+        bit_depth = 16 if composite.dtype == np.uint16 else 8
+        return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name)
+
+
+@dataclass
+class LoadedInputs:
+    """One item read into memory: what the network sees and what the output is made from.
+
+    ``composite`` and ``background`` are (H, W, 3) uint8 or uint16 RGB of the same dtype; ``mask`` is (H, W)
+    float32 in [0, 1]; ``alpha`` is the output's alpha channel (None = opaque).
+    """
+
+    item: Item
+    composite: np.ndarray
+    background: np.ndarray
+    mask: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    mask_name: str = ""  # the mask's file, for messages
+
+    @property
+    def mask_is_empty(self) -> bool:
+        return not bool(self.mask.any())
+
+
+def _size_text(shape: Sequence[int]) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+def _promote(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """8-bit -> 16-bit by x257 (exact: 255 -> 65535), so mixed bit depths combine without loss."""
+    if rgb.dtype == dtype:
+        return rgb
+    return rgb.astype(dtype) * np.asarray(257, dtype)
+
+
+def _over(mask: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Alpha of the pasted foreground (opaque where the mask is) over a background with transparency."""
+    maxval = float(np.iinfo(alpha.dtype).max) if alpha.dtype.kind in "ui" else 1.0
+    a = alpha.astype(np.float32) + mask * (maxval - alpha.astype(np.float32))
+    if alpha.dtype.kind in "ui":
+        return np.rint(a).astype(alpha.dtype)
+    return a
+
