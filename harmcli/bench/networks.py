@@ -1,0 +1,51 @@
+"""The networks being timed: built untrained or from weights, called in fp32 or under autocast."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from harmcli.bench.config import ModelSpec
+from harmcli.ops.adjustment import Adjustment
+
+
+def build_harmonizer(spec: ModelSpec, weights: Path | None, device: str):
+    """A :class:`Harmonizer` for ``spec`` (untrained) or for the network in ``weights``."""
+    from harmcli.models import create_model
+    from harmcli.pipeline import Harmonizer, resolve_device
+
+    dev = resolve_device(device)
+    if weights is not None:
+        from harmcli.weights import load_weights
+
+        return Harmonizer(load_weights(weights, "cpu"), dev)
+    overrides = {"low_res": spec.low_res} if spec.low_res else {}
+    return Harmonizer(create_model(spec.preset, **overrides), dev)
+
+
+def precisions(device: torch.device, fp16: bool | None) -> list[str]:
+    """fp32 always; half precision too when asked, or by default on CUDA (autocast: fp16 on CUDA, bf16 on CPU)."""
+    half = "fp16" if device.type == "cuda" else "bf16"
+    if fp16 or (fp16 is None and device.type == "cuda"):
+        return ["fp32", half]
+    return ["fp32"]
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+def network_call(harmonizer, inputs, precision: str) -> Callable[[], Adjustment]:
+    """What ``Harmonizer.predict`` does after the downsample: forward, outputs to the host, an Adjustment."""
+
+    def call() -> Adjustment:
+        with torch.inference_mode(), autocast(harmonizer.device, precision):
+            curve_y, shading = harmonizer.model(*inputs)
+        return Adjustment.from_uniform(curve_y[0].float().cpu().numpy(), shading[0, 0].float().cpu().numpy())
+
+    return call
