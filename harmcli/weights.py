@@ -32,12 +32,15 @@ def default_weights_path() -> Path | None:
 
 
 def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None = None, half: bool = True) -> Path:
-    """Write ``model``'s parameters and buffers (fp16 by default, to keep files small) atomically."""
+    """Write the parameters and buffers inference needs (fp16 by default, to keep files small) atomically.
+
+    A cross-domain training model is saved as its photo branch, a plain model of the same preset."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {}
-    for name, value in model.state_dict().items():
+    config = model.inference_config()
+    for name, value in model.inference_state_dict().items():
         value = value.detach().cpu()
         if half and value.is_floating_point():
             value = value.half()
@@ -45,9 +48,9 @@ def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None
     metadata = {
         "format": FORMAT,
         "harmcli_version": __version__,
-        "model": model.config.name,
-        "config": json.dumps(model.config.to_dict()),
-        "low_res": str(model.config.low_res),
+        "model": config.name,
+        "config": json.dumps(config.to_dict()),
+        "low_res": str(config.low_res),
         "info": json.dumps(info or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,16 @@ def eval_command(
             "\\[default: the *_test.txt]",
         ),
     ] = None,
+    kind: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--kind",
+            metavar="KIND",
+            help="make-composites folders: score only samples of this kind of mismatch (retouch, transfer, illuminant, "
+            "pairs, rendered); repeat or comma-separate. \\[default: all]",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, metavar="N", help="Score only the first N images (by name).")
     ] = None,
@@ -105,7 +115,8 @@ def eval_command(
         if blocking is not None:
             raise UsageError(f"{option} {path}: {blocking} is a file, not a folder")
 
-    items = discover(dataset, split)
+    kinds = tuple(dict.fromkeys(part.strip().lower() for value in (kind or []) for part in value.split(",") if part.strip()))
+    items = discover(dataset, split, kinds or None)
     if limit is not None:
         items = items[:limit]
     _refuse_overwriting_inputs(outputs, items)

@@ -33,12 +33,13 @@ def make_composites_command(
         typer.Option(
             "--mode",
             metavar="MODE",
-            help="real, retouch, pairs or composites; repeat or comma-separate for several. \\[default: real,retouch]",
+            help="real, retouch, transfer (another photo's colour and tone), illuminant (another colour temperature "
+            "and intensity), pairs or composites; repeat or comma-separate for several. \\[default: real,retouch]",
             show_default=False,
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same folder.")] = 0,
-    per_photo: Annotated[int, typer.Option("--per-photo", min=1, help="Composites (real) or retouch pairs per photo.")] = 1,
+    per_photo: Annotated[int, typer.Option("--per-photo", min=1, help="Composites (real) or edited pairs (retouch, transfer, illuminant) per photo.")] = 1,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=1.0, help="Share of photos held out (by stem hash).")] = 0.1,
     after: Annotated[str, typer.Option(help="Subfolder of SRC with the retouched photos (pairs mode).")] = "after",
     limit: Annotated[
@@ -141,6 +142,48 @@ def train_command(
         Optional[int],
         typer.Option("--val-every", min=1, help="Validate (and keep the best weights) every N steps. \\[default: 250]"),
     ] = None,
+    val_limit: Annotated[
+        Optional[int],
+        typer.Option("--val-limit", min=0, metavar="N", help="Held-out pairs per validation; 0 = all. \\[default: 256]"),
+    ] = None,
+    rendered_fraction: Annotated[
+        Optional[float],
+        typer.Option(
+            "--rendered-fraction", min=0.0, max=1.0,
+            help="Share of each supervised batch drawn from rendered pairs ('harmcli render' folders among DATA). "
+            "\\[default: 0.25]",
+        ),
+    ] = None,
+    cross_domain: Annotated[
+        bool,
+        typer.Option(
+            "--cross-domain/--no-cross-domain",
+            help="Second paper's cross-domain network: per-domain first stage and last head layers, domain "
+            "discriminator, style classifiers (needs rendered folders). The saved weights are the photo branch.",
+        ),
+    ] = False,
+    lambda_domain: Annotated[
+        Optional[float], typer.Option("--lambda-domain", min=0.0, help="Weight of the domain discriminator term. \\[default: 0.01]")
+    ] = None,
+    lambda_style_rendered: Annotated[
+        Optional[float],
+        typer.Option("--lambda-style-rendered", min=0.0, help="Weight of the style cross-entropies on renders. \\[default: 0.01]"),
+    ] = None,
+    lambda_style_photo: Annotated[
+        Optional[float],
+        typer.Option("--lambda-style-photo", min=0.0, help="Weight of the style-aggregation loss on photos. \\[default: 0.01]"),
+    ] = None,
+    entropy_margin: Annotated[
+        Optional[float], typer.Option("--entropy-margin", min=0.0, help="Margin of the entropy reduction, nats. \\[default: 0.1]")
+    ] = None,
+    ema: Annotated[
+        Optional[float],
+        typer.Option(
+            "--ema", min=0.0, max=0.99999, metavar="DECAY",
+            help="Keep an exponential moving average of the weights (e.g. 0.999); validation and saved weights use it. "
+            "\\[default: off]",
+        ),
+    ] = None,
     threads: Annotated[
         Optional[int], typer.Option(min=1, help="CPU threads for torch. \\[default: all cores]", show_default=False)
     ] = None,
@@ -164,7 +207,9 @@ def train_command(
         epochs=epochs, val_every=val_every, threads=threads, seed=seed,
         supervised=None if supervised else False, adversarial=None if adversarial else False,
         pretrained_backbone=None if pretrained else False, identity_fraction=identity_fraction,
-        init_weights=str(init) if init is not None else None,
+        init_weights=str(init) if init is not None else None, val_limit=val_limit, rendered_fraction=rendered_fraction,
+        cross_domain=True if cross_domain else None, lambda_domain=lambda_domain, lambda_style_rendered=lambda_style_rendered,
+        lambda_style_photo=lambda_style_photo, entropy_margin=entropy_margin, ema_decay=ema or None,
     )
     if init is not None and not init.is_file():
         raise HarmcliError(f"{init}: no such weights file")
@@ -197,6 +242,11 @@ def train_command(
                     console.print(
                         f"step {record['step']}: val fMSE {record['val_fMSE']:.1f} (composite {record['val_fMSE_composite']:.1f}; "
                         f"on real photos {record['val_fMSE_real_photo']:.1f}), PSNR {record['val_PSNR']:.2f} dB{star}"
+                    )
+                if "val_rendered_fMSE" in record:
+                    console.print(
+                        f"step {record['step']}: rendered val fMSE {record['val_rendered_fMSE']:.1f} "
+                        f"(composite {record['val_rendered_fMSE_composite']:.1f}), PSNR {record['val_rendered_PSNR']:.2f} dB"
                     )
             elif kind == "done":
                 if record["best"] is not None:

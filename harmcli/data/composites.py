@@ -5,11 +5,17 @@ Modes (paper §3.2):
   foreground pasted back on its own inpainted background (eq. 6). No targets: the adversarial stream.
 - ``retouch``: supervised pairs from a random retouch R: foreground-only (target: the photo) and
   background-only (target: R(photo)).
+- ``transfer``: the same two composites, but the edit gives the foreground (or the background) the colour and
+  tone of *another* photo's object or whole frame (Lab statistics or histogram transfer, as iHarmony4 built
+  HCOCO); see :mod:`harmcli.data.mismatch`.
+- ``illuminant``: the same two composites, the edit being another light: colour temperature (a blackbody
+  white-balance shift) and intensity, as another time of day would give.
 - ``pairs``: the same two composites from a user's own before/after retouched photos.
 - ``composites``: existing real composites (image + mask, no target) imported as extra adversarial inputs.
 
 Every sample is a row of ``manifest.jsonl`` naming its files (relative paths), mode, role, split, source stems
-and seed; the whole folder is reproducible from ``--seed``.
+and seed, and for supervised samples the ``kind`` of mismatch (``retouch``, ``transfer``, ``illuminant``,
+``pairs``) with what was drawn in ``edit``; the whole folder is reproducible from ``--seed``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from harmcli.data.mismatch import random_illuminant, random_transfer
 from harmcli.data.retouch import dilate_mask, random_retouch
 from harmcli.errors import DatasetError, HarmcliError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
-MODES = ("real", "retouch", "pairs", "composites")
+MODES = ("real", "retouch", "transfer", "illuminant", "pairs", "composites")
+# Modes that make supervised pairs by editing a photo: the edit's name is the sample's "kind" of mismatch.
+EDIT_MODES = ("retouch", "transfer", "illuminant", "pairs")
 # Dilation before inpainting: 30 px at 512 px scale (paper), scaled with the image.
 DILATION_AT_512 = 30
 MIN_FOREGROUND_FRACTION = 0.005
@@ -192,7 +201,8 @@ class CompositeWriter:
             raise HarmcliError(f"{self.out / rel}: could not be written")
         return rel
 
-    def add(self, sample_id: str, *, mode: str, role: str, split: str, composite, background, mask, target, sources, seed) -> None:
+    def add(self, sample_id: str, *, mode: str, role: str, split: str, composite, background, mask, target, sources, seed,
+            kind: str | None = None, edit: dict | None = None) -> None:
         row = {
             "id": sample_id,
             "mode": mode,
@@ -205,6 +215,10 @@ class CompositeWriter:
             "sources": sources,
             "seed": seed,
         }
+        if kind is not None:
+            row["kind"] = kind
+        if edit:
+            row["edit"] = edit
         self.rows.append(row)
 
 
@@ -238,7 +252,8 @@ def make_composites(
 ) -> list[dict]:
     """Build the training samples of ``modes`` from ``src`` into ``out`` and write ``out/manifest.jsonl``.
 
-    ``per_photo``: how many real composites (``real``) or retouch pairs (``retouch``) to make per photo.
+    ``per_photo``: how many real composites (``real``) or edited pairs (``retouch``, ``transfer``, ``illuminant``)
+    to make per photo.
     Bad source files are reported through ``on_skip(stem, reason)`` and skipped. Returns the manifest rows.
     """
     for mode in modes:
@@ -319,9 +334,24 @@ def make_composites(
                     writer.add(f"comp_{stem}", mode="composites", role="adversarial", split=split, composite=rgb,
                                background=rgb, mask=mask, target=None, sources=[stem], seed=seed)
                 else:
-                    for k in range(per_photo if mode == "retouch" else 1):
+                    pool = [s for s in by_split[split] if s != stem]
+                    for k in range(1 if mode == "pairs" else per_photo):
+                        edit_fg = edit_bg = {}
                         if mode == "retouch":
-                            after = random_retouch(rgb, rng)
+                            after_fg = after_bg = random_retouch(rgb, rng)
+                        elif mode == "illuminant":
+                            after_fg, edit_fg = random_illuminant(rgb, rng)
+                            after_bg, edit_bg = after_fg, edit_fg
+                        elif mode == "transfer":
+                            if not pool:
+                                raise HarmcliError(f"transfer mode needs another photo in the {split} split")
+                            other = pool[rng.integers(len(pool))]
+                            ref_rgb, ref_mask = photos[other]
+                            inside = mask > 0.5
+                            # Each side gets its own draw, its statistics moved to the other photo's.
+                            after_fg, edit_fg = random_transfer(rgb, inside, ref_rgb, ref_mask, rng)
+                            after_bg, edit_bg = random_transfer(rgb, ~inside, ref_rgb, ref_mask, rng)
+                            edit_fg, edit_bg = {**edit_fg, "from": other}, {**edit_bg, "from": other}
                         else:
                             source = sources_by_stem[stem]
                             after_rgb, _ = load_photo(source.after_path, source.mask_path)
@@ -330,18 +360,18 @@ def make_composites(
                                     f"{source.after_path}: is {after_rgb.shape[1]}x{after_rgb.shape[0]} but "
                                     f"{source.image_path} is {rgb.shape[1]}x{rgb.shape[0]}; before and after must match"
                                 )
-                            after = after_rgb
+                            after_fg = after_bg = after_rgb
                         hole = dilate_mask(mask, _dilation(mask.shape))
                         # Foreground edited, background original: undo the edit (target: the photo).
-                        comp_fg = blend(after, rgb, mask)
+                        comp_fg = blend(after_fg, rgb, mask)
                         writer.add(f"{mode}_fg_{stem}_{k}", mode=f"{mode}_fg", role="supervised", split=split,
                                    composite=comp_fg, background=inpainter(comp_fg, hole), mask=mask, target=rgb,
-                                   sources=[stem], seed=seed)
+                                   sources=[stem], seed=seed, kind=mode, edit=edit_fg)
                         # Background edited, foreground original: follow the edit (target: the edited photo).
-                        comp_bg = blend(rgb, after, mask)
+                        comp_bg = blend(rgb, after_bg, mask)
                         writer.add(f"{mode}_bg_{stem}_{k}", mode=f"{mode}_bg", role="supervised", split=split,
-                                   composite=comp_bg, background=inpainter(comp_bg, hole), mask=mask, target=after,
-                                   sources=[stem], seed=seed)
+                                   composite=comp_bg, background=inpainter(comp_bg, hole), mask=mask, target=after_bg,
+                                   sources=[stem], seed=seed, kind=mode, edit=edit_bg)
             except (HarmcliError, ValueError, cv2.error) as exc:
                 skip(stem, str(exc))
             done += 1
@@ -361,6 +391,17 @@ def make_composites(
             handle.write(json.dumps(row) + "\n")
     os.replace(tmp, manifest)
     return writer.rows
+
+
+def row_kind(row: dict) -> str:
+    """The kind of mismatch of a manifest row: its ``kind``; for rows written before kinds were recorded, the
+    mode without its ``_fg``/``_bg`` side (``retouch_fg`` -> ``retouch``); ``rendered`` for rendered samples."""
+    if row.get("kind"):
+        return str(row["kind"])
+    if row.get("domain") == "rendered":
+        return "rendered"
+    mode = str(row.get("mode", ""))
+    return mode[:-3] if mode.endswith(("_fg", "_bg")) else mode
 
 
 def read_manifest(folder: Path) -> Iterator[dict]:

@@ -17,7 +17,8 @@ Two layouts are recognised:
 - **plain**: ``composites/``, ``masks/``, ``gt/`` (and optionally ``backgrounds/``), matched by file stem.
 
 - **make-composites** output (``manifest.jsonl``): its supervised samples (those with a target) of the
-  ``val`` split by default (``split`` picks another split, or ``all``), with their inpainted backgrounds.
+  ``val`` split by default (``split`` picks another split, or ``all``), with their inpainted backgrounds;
+  ``kinds`` keeps only rows of those kinds of mismatch (``retouch``, ``transfer``, ``illuminant``, ``rendered``...).
 """
 
 from __future__ import annotations
@@ -172,11 +173,13 @@ def _filter_root(folder: Path, subsets: list[Path], list_file: Path) -> list[Eva
     return [everything[name] for name in dict.fromkeys(wanted)]
 
 
-def _manifest_items(folder: Path, split: str) -> list[EvalItem]:
-    from harmcli.data.composites import read_manifest
+def _manifest_items(folder: Path, split: str, kinds: tuple[str, ...] | None = None) -> list[EvalItem]:
+    from harmcli.data.composites import read_manifest, row_kind
 
     items = []
     for row in read_manifest(folder):
+        if kinds and row_kind(row) not in kinds:
+            continue
         if row.get("target") and (split == "all" or row.get("split") == split):
             background = folder / row["background"] if row.get("background") else None
             items.append(EvalItem(row["id"], folder / row["composite"], folder / row["mask"], folder / row["target"], background))
@@ -194,8 +197,15 @@ def _manifest_splits(folder: Path) -> str:
     return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "none at all"
 
 
-def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
-    """The evaluation items of ``folder``, sorted by name.
+def _manifest_kinds(folder: Path) -> str:
+    """'illuminant, retouch': the kinds of the supervised samples of a make-composites folder."""
+    from harmcli.data.composites import read_manifest, row_kind
+
+    return ", ".join(sorted({row_kind(row) for row in read_manifest(folder) if row.get("target")})) or "none"
+
+
+def discover(folder: str | Path, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[EvalItem]:
+    """The evaluation items of ``folder``, sorted by name; ``kinds`` filters a make-composites folder by kind.
 
     Raises:
         DatasetError: the folder is missing or has neither layout, a split list or a matching file is missing,
@@ -206,8 +216,13 @@ def discover(folder: str | Path, split: str | None = None) -> list[EvalItem]:
         raise DatasetError(f"{folder}: dataset folder not found")
     if not folder.is_dir():
         raise DatasetError(f"{folder}: is a file; give the dataset folder")
+    if kinds and not (folder / "manifest.jsonl").is_file():
+        raise DatasetError(f"{folder}: --kind applies to make-composites folders (manifest.jsonl) only")
     if (folder / "manifest.jsonl").is_file():
-        items = _manifest_items(folder, split or "val")
+        items = _manifest_items(folder, split or "val", kinds)
+        if not items and kinds:
+            raise DatasetError(f"{folder}: no supervised samples of kind {', '.join(kinds)} in split '{split or 'val'}' "
+                               f"(kinds here: {_manifest_kinds(folder)})")
         if not items:
             raise DatasetError(f"{folder}: manifest.jsonl has no supervised samples in split '{split or 'val'}' "
                                f"({_manifest_splits(folder)}); pass --split train, or --split all")

@@ -53,3 +53,11 @@ class HarmonizationNet(nn.Module):
 
     def load_pretrained_backbone(self) -> None:
         """Initialise the encoder from ImageNet weights where the preset has them (training only)."""
+
+    def inference_config(self) -> ModelConfig:
+        """The config of the model that inference needs (training-only parts switched off)."""
+        return self.config
+
+    def inference_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors inference needs: what a weights file holds. Training-only parts are left out."""
+        return self.state_dict()

@@ -96,13 +96,23 @@ class EfficientNetLite0Features(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        feats = []
-        for i, block in enumerate(self._blocks):
-            x = block(x)
+        return self.run_blocks(self.stem(x))[1]
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(x)))
+
+    def run_blocks(
+        self, x: torch.Tensor, start: int = 0, stop: int | None = None, feats: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Blocks ``start`` to ``stop`` (exclusive) on the stem's output ``x``; returns the last output and the
+        tapped features (appended to ``feats``). Running the encoder in two parts lets the first part be
+        swapped for a per-domain copy (``cross_domain`` models)."""
+        feats = [] if feats is None else list(feats)
+        for i in range(start, len(self._blocks) if stop is None else stop):
+            x = self._blocks[i](x)
             if i in self._taps:
                 feats.append(x)
-        return feats
+        return x, feats
 
     def load_imagenet(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load the ImageNet weights (classifier and head conv are ignored; extra stem channels stay zero)."""

@@ -61,12 +61,21 @@ class CurvesHead(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, features: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return self.from_pooled(self.pool(features, mask))
+
+    @staticmethod
+    def pool(features: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """The vector the head reads: inside and outside averages of every feature map, (B, 2 * sum(C))."""
         pooled = []
         for f in features:
             inside, outside = masked_pool(f, mask)
             pooled += [inside, outside]
-        raw = self.mlp(torch.cat(pooled, dim=1)).view(-1, 3, self.n_points)
-        return curves_from_raw(raw)
+        return torch.cat(pooled, dim=1)
+
+    def from_pooled(self, pooled: torch.Tensor, last: nn.Module | None = None) -> torch.Tensor:
+        """Curves from the pooled vector; ``last`` replaces the final layer (a per-domain copy)."""
+        raw = (self.mlp[-1] if last is None else last)(self.mlp[:-1](pooled))
+        return curves_from_raw(raw.view(-1, 3, self.n_points))
 
 
 class ShadingRefine(nn.Module):

@@ -41,6 +41,8 @@ def create_model(name: str | ModelConfig, *, pretrained_backbone: bool = False, 
         config = PRESETS[name]
     if overrides:
         config = replace(config, **overrides)
+    if config.options.get("cross_domain") and config.name != "lite":
+        raise UsageError(f"cross-domain training is built for the lite model, not '{config.name}'")
     model = _builder(config.name)(config)
     if pretrained_backbone:
         model.load_pretrained_backbone()

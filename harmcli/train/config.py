@@ -34,8 +34,30 @@ class TrainConfig:
     # A weights file to start the generator from (fine-tuning shipped or earlier weights); the discriminator
     # and the optimisers start afresh. Only read when a run starts, not on resume.
     init_weights: str | None = None
+    # Rendered pairs (``harmcli render`` folders) next to the photos: the share of each supervised batch drawn
+    # from them when any are given. A quarter keeps photos, the domain we ship for, the bulk of every batch.
+    rendered_fraction: float = 0.25
+    # The second paper's cross-domain network (domain-specific first stage and last head layers, a domain
+    # discriminator, style classifiers) and the weights of its terms in eq. 6. The reconstruction terms keep
+    # lambda_rec. The defaults put each auxiliary term, at the start of training, at a fraction of the
+    # reconstruction term (L1 on [0, 1] is about 0.1-0.2 at the start on lalonde composites, 0.03-0.06 late):
+    # cross-entropies start at ln 10 = 2.3, so 0.01 gives about 0.02-0.05; the hinge critic's -D is of order 1,
+    # so 0.01 again. The paper's own values (its supplementary) are not available to us; the lead's ablation
+    # measures them. Larger style weights would let the classifiers' gradients, not harmonization, shape the
+    # shared encoder.
+    cross_domain: bool = False
+    domain_blocks: int = 3  # stem + 3 MBConv blocks: the paper's "first 4 layers"
+    lambda_domain: float = 0.01  # lambda_adv: the domain discriminator's generator term (eq. 1)
+    lambda_style_rendered: float = 0.01  # lambda_sty^rd: P_in and P_out cross-entropy on renders (eq. 3)
+    lambda_style_photo: float = 0.01  # lambda_sty^rl: style aggregation on photos (eqs. 4 + 5)
+    # Margin m of eq. 5, in nats: the output's style entropy must be this much below the input's. 0.1 is small
+    # next to the ln 10 = 2.3 nats of a uniform distribution, so it asks for a trend, not for certainty.
+    entropy_margin: float = 0.1
+    # Exponential moving average of the generator's weights (e.g. 0.999); validation and the saved weights use
+    # the average. None: off.
+    ema_decay: float | None = None
     val_every: int = 250
-    val_limit: int = 256
+    val_limit: int = 256  # held-out pairs per validation; 0 = all of them
     checkpoint_every: int = 100
     seed: int = 0
     threads: int | None = None

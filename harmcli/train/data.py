@@ -1,7 +1,9 @@
-"""Training samples in memory, by stream.
+"""Training samples in memory, by stream and domain.
 
-Reads ``make-composites`` folders (``manifest.jsonl``) and iHarmony4 folders (``composite_images/``,
-``masks/``, ``real_images/``, ``*_train.txt``). Everything is resized to the training size once and kept as
+Reads ``make-composites`` folders (``manifest.jsonl``), ``render`` folders (the same layout; their rows say
+``"domain": "rendered"`` and carry style labels) and iHarmony4 folders (``composite_images/``, ``masks/``,
+``real_images/``, ``*_train.txt``). Photo samples go to the streams ``supervised``, ``adversarial``, ``real``
+and ``val``; rendered supervised samples to ``rendered`` and ``val_rendered``. Everything is resized to the training size once and kept as
 uint8 tensors: the datasets this is for fit in memory, and decoding PNGs every step would cost more than the
 network on a small CPU.
 """
@@ -19,6 +21,7 @@ from harmcli.data.composites import read_manifest
 from harmcli.errors import DatasetError
 
 STREAMS = ("supervised", "adversarial", "real")
+N_STYLES = 10
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Batch:
     background: torch.Tensor  # (B, 3, S, S)
     mask: torch.Tensor  # (B, 1, S, S)
     target: torch.Tensor | None  # (B, 3, S, S) or None for the adversarial and real streams
+    style_in: torch.Tensor | None = None  # (B, 10) the composite's style label (rendered samples; soft)
+    style_out: torch.Tensor | None = None  # (B, 10) the target's style label (one-hot)
 
 
 @dataclass
@@ -37,6 +42,36 @@ class Sample:
     target: Path | None
     role: str
     split: str
+    domain: str = "photo"
+    style_label: list[float] | None = None  # the composite's (soft) style label
+    target_style_label: list[float] | None = None  # the target's (one-hot); None: inferred, see target_style
+
+
+def _style_vector(value, where: str) -> list[float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != N_STYLES or not all(isinstance(v, (int, float)) for v in value):
+        raise DatasetError(f"{where}: a style label must be a list of {N_STYLES} numbers")
+    return [float(v) for v in value]
+
+
+def target_style(composite_label: torch.Tensor, foreground_fraction: float) -> torch.Tensor:
+    """The target render's one-hot style from the composite's soft label, when the manifest does not give it.
+
+    A composite's label is ``a * onehot(style_fg) + (1 - a) * onehot(style_bg)`` with ``a`` the foreground's
+    share of the frame (paper §3), and the target is the scene in the background's style. Of the (at most two)
+    styles present, the background's is the one whose weight is nearer ``1 - a``.
+    """
+    present = torch.nonzero(composite_label > 1e-6).flatten()
+    out = torch.zeros_like(composite_label)
+    if present.numel() == 0:
+        return out
+    if present.numel() == 1:
+        out[present[0]] = 1.0
+        return out
+    weights = composite_label[present]
+    out[present[torch.argmin((weights - (1.0 - foreground_fraction)).abs())]] = 1.0
+    return out
 
 
 def _read_rgb(path: Path, size: int) -> np.ndarray:
@@ -60,15 +95,24 @@ def _read_gray(path: Path, size: int) -> np.ndarray:
 
 def manifest_samples(folder: Path) -> list[Sample]:
     samples = []
-    for row in read_manifest(folder):
+    for number, row in enumerate(read_manifest(folder), 1):
+        rendered = row.get("domain") == "rendered"
+        where = f"{folder / 'manifest.jsonl'}:{number}"
+        target_label = _style_vector(row.get("target_style_label"), where) if rendered else None
+        if rendered and target_label is None and isinstance(row.get("style_bg"), int):
+            target_label = [1.0 if k == row["style_bg"] else 0.0 for k in range(N_STYLES)]
         samples.append(
             Sample(
                 composite=folder / row["composite"],
                 background=folder / row["background"] if row.get("background") else None,
                 mask=folder / row["mask"],
                 target=folder / row["target"] if row.get("target") else None,
-                role=row["role"],
+                # A render is a supervised pair even if its row does not say so: it always has its target.
+                role=row.get("role") or ("supervised" if rendered else "adversarial"),
                 split=row.get("split", "train"),
+                domain="rendered" if rendered else "photo",
+                style_label=_style_vector(row.get("style_label"), where) if rendered else None,
+                target_style_label=target_label,
             )
         )
     return samples
@@ -107,7 +151,10 @@ class TrainingData:
         self.tensors: dict[str, dict[str, torch.Tensor]] = {}
         groups: dict[str, list[Sample]] = {}
         for s in samples:
-            key = "val" if s.split == "val" and s.role == "supervised" else (s.role if s.split != "val" else None)
+            if s.domain == "rendered":
+                key = None if s.role != "supervised" or s.target is None else ("val_rendered" if s.split == "val" else "rendered")
+            else:
+                key = "val" if s.split == "val" and s.role == "supervised" else (s.role if s.split != "val" else None)
             if key:
                 groups.setdefault(key, []).append(s)
         done, total = 0, sum(len(v) for v in groups.values())
@@ -130,6 +177,14 @@ class TrainingData:
             }
             if targets and len(targets) == len(group):
                 entry["target"] = torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).contiguous()
+            if group[0].domain == "rendered" and all(s.style_label is not None for s in group):
+                style_in = torch.tensor([s.style_label for s in group], dtype=torch.float32)
+                fractions = entry["mask"].float().mean((1, 2, 3)) / 255.0
+                entry["style_in"] = style_in
+                entry["style_out"] = torch.stack([
+                    torch.tensor(s.target_style_label) if s.target_style_label is not None else target_style(style_in[i], float(fractions[i]))
+                    for i, s in enumerate(group)
+                ])
             self.tensors[key] = entry
 
     @classmethod
@@ -152,7 +207,11 @@ class TrainingData:
             return entry[name][indices].float() / 255.0
 
         target = take("target") if "target" in entry else None
-        return Batch(take("composite"), take("background"), take("mask"), target)
+        styles = [entry[name][indices] if name in entry else None for name in ("style_in", "style_out")]
+        return Batch(take("composite"), take("background"), take("mask"), target, *styles)
+
+    def has_styles(self, key: str) -> bool:
+        return key in self.tensors and "style_in" in self.tensors[key]
 
     def sample(self, key: str, batch_size: int, generator: torch.Generator) -> Batch:
         indices = torch.randint(0, self.count(key), (batch_size,), generator=generator)
@@ -183,4 +242,8 @@ def augment(
     if background_is_composite > 0:
         use_comp = (torch.rand(b, generator=generator) < background_is_composite)[:, None, None, None]
         background = torch.where(use_comp, composite, background)
-    return Batch(composite, background, mask, target)
+    style_in = batch.style_in
+    if style_in is not None and batch.style_out is not None:
+        # A composite replaced by its target render has the target's style.
+        style_in = torch.where(identity[:, None], batch.style_out, style_in)
+    return Batch(composite, background, mask, target, style_in, batch.style_out)

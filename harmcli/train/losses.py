@@ -46,3 +46,57 @@ class AdversarialLoss:
         loss_fake = F.binary_cross_entropy_with_logits(fake_logits, target_fake)
         loss = loss_real + loss_fake
         return loss, {"loss_d_real": float(loss_real.detach()), "loss_d_fake": float(loss_fake.detach())}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Cross-domain terms (Cao et al., BMVC 2022, §4, eqs. 1 and 3-5). "Photo" is the paper's real domain (rl).
+
+
+class DomainAdversarialLoss:
+    """Eq. 1, the hinge loss of a domain discriminator on f_in, the domain-specific stage's features:
+    ``L_D = E[max(0, 1 - D(f_photo))] + E[max(0, 1 + D(f_rendered))]`` and ``L_G = -E[D(f_rendered)]``.
+    Only the rendered branch is pulled towards the photo features: photos are the domain we ship for.
+
+    ``generator_loss`` and ``discriminator_loss`` return ``(loss, metrics)``.
+    """
+
+    def __init__(self, discriminator: torch.nn.Module):
+        self.discriminator = discriminator
+
+    def generator_loss(self, rendered_features: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss = -self.discriminator(rendered_features).mean()
+        return loss, {"loss_domain_g": float(loss.detach())}
+
+    def discriminator_loss(self, photo_features: torch.Tensor, rendered_features: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss_photo = F.relu(1.0 - self.discriminator(photo_features.detach())).mean()
+        loss_rendered = F.relu(1.0 + self.discriminator(rendered_features.detach())).mean()
+        loss = loss_photo + loss_rendered
+        return loss, {"loss_domain_d": float(loss.detach())}
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: ``-sum_k y_k log P_k`` averaged over the batch; ``target`` (B, K) may be soft (a composite's label
+    mixes its two styles by area) or one-hot (a target render's)."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def weighted_classification(logits_in: torch.Tensor, logits_out: torch.Tensor) -> torch.Tensor:
+    """Eq. 4, ``L_W = -sum_k P_k^in log P_k^out`` averaged over the batch: an output style is only likely if
+    the input had it. ``P^in`` is a fixed teacher here (detached): it learns styles from rendered labels
+    only; letting photos move it would let the network satisfy the loss by blurring P^in instead of
+    sharpening P^out."""
+    p_in = F.softmax(logits_in.detach(), dim=1)
+    return -(p_in * F.log_softmax(logits_out, dim=1)).sum(1).mean()
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample entropy ``-sum_k P_k log P_k`` (nats) of the softmax of ``logits`` (B, K)."""
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def entropy_reduction(logits_in: torch.Tensor, logits_out: torch.Tensor, margin: float) -> torch.Tensor:
+    """Eq. 5, ``max(0, m + sum P^in log P^in - sum P^out log P^out) = max(0, m - H(P^in) + H(P^out))`` averaged
+    over the batch: after harmonization the style distribution must be at least ``m`` nats more concentrated
+    than before. ``P^in`` is detached, as in :func:`weighted_classification`."""
+    return F.relu(margin - entropy(logits_in.detach()) + entropy(logits_out)).mean()

@@ -168,3 +168,33 @@ def test_help_gives_every_option_a_text():
         for param in group.commands[name].params:
             if param.param_type_name == "option":
                 assert param.help, (name, param.name)
+
+
+def test_train_cross_domain_from_the_command_line_and_eval_by_kind(run, tmp_path, dataset):
+    from tests.train.fake_render import write_fake_render
+
+    render = write_fake_render(tmp_path / "render", scenes=3, size=64)
+    out = tmp_path / "run"
+    args = ["--max-steps", "2", "--size", "64", "--batch-size", "4", "--no-pretrained", "--threads", "1", "--val-every", "2"]
+    result = run("train", dataset, render, "-o", out, *args, "--cross-domain", "--rendered-fraction", "0.5", "--ema", "0.9",
+                 "--val-limit", "0", "--lambda-style-photo", "0.02")
+    assert result.code == 0, result.err
+    assert "rendered 6, val_rendered 3" in result.err and "rendered val fMSE" in result.err
+    import json
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["cross_domain"] is True and config["ema_decay"] == 0.9 and config["lambda_style_photo"] == 0.02
+    # The weights work in eval, and eval scores one kind of mismatch at a time.
+    result = run("eval", dataset, "-m", "harmcli,identity", "--weights", out / "best.safetensors", "--kind", "retouch",
+                 "--device", "cpu", "-q")
+    assert result.code == 0, result.err and "identity" in result.out
+    result = run("eval", render, "-m", "identity", "--kind", "rendered", "-q")
+    assert result.code == 0, result.err
+    assert "3 images" in result.out
+    assert_one_error(run("eval", dataset, "-m", "identity", "--kind", "transfer"), 1, "kinds here: retouch")
+
+
+def test_train_cross_domain_without_renders_is_refused(run, tmp_path, dataset):
+    result = run("train", dataset, "-o", tmp_path / "run", *TINY, "--cross-domain")
+    assert_one_error(result, 1, "--cross-domain needs rendered pairs")
+    assert not (tmp_path / "run").exists()
