@@ -114,6 +114,27 @@ class Harmonizer:
         curve_y, shading = self.model(c, b, m)
         return Adjustment.from_uniform(curve_y[0].float().cpu().numpy(), shading[0, 0].float().cpu().numpy())
 
+    @torch.inference_mode()
+    def predict_low_res(
+        self, composites: np.ndarray, backgrounds: np.ndarray, masks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predict a batch from inputs already at the network's size (as :func:`downsample` makes them).
+
+        Args:
+            composites, backgrounds: (B, S, S, 3) float32 in [0, 1]; masks: (B, S, S) float32 in [0, 1].
+
+        Returns:
+            ``curve_y`` (B, 3, K) and ``shading`` (B, S, S) float32: the adjustments of :meth:`predict`.
+        """
+        def to_device(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+        c = to_device(composites).permute(0, 3, 1, 2)
+        b = c if backgrounds is composites else to_device(backgrounds).permute(0, 3, 1, 2)
+        m = to_device(masks)[:, None]
+        curve_y, shading = self.model(c, b, m)
+        return curve_y.float().cpu().numpy(), shading[:, 0].float().cpu().numpy()
+
     def harmonize(
         self,
         composite: np.ndarray,

@@ -214,6 +214,38 @@ def harmonize_command(
             show_default=False,
         ),
     ] = None,
+    sequence: Annotated[
+        bool, typer.Option("--sequence", help="Read folders as one clip in name order (frames), not as unrelated images.")
+    ] = False,
+    temporal: Annotated[
+        Optional[float],
+        typer.Option(
+            "--temporal",
+            help="Clips: smooth the adjustment over time, 0..1 (0 = each frame as predicted) [default: 0.5].",
+            show_default=False,
+        ),
+    ] = None,
+    codec: Annotated[
+        Optional[str],
+        typer.Option(
+            "--codec",
+            help="Video output codec: h264, hevc, vp9, ffv1 (lossless, .mkv), h264rgb (lossless), png, prores "
+            "[default: h264; vp9 for .webm].",
+            show_default=False,
+        ),
+    ] = None,
+    crf: Annotated[
+        Optional[int],
+        typer.Option("--crf", help="Video quality for h264/hevc/vp9 (lower = better) [default: 18, 22, 32].", show_default=False),
+    ] = None,
+    fps: Annotated[
+        Optional[str],
+        typer.Option("--fps", help="Frame rate of a --sequence folder written as a video (e.g. 24, 30000/1001).", show_default=False),
+    ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", help="Clips: also write timings and the flicker measure to this .json file.", show_default=False),
+    ] = None,
 ) -> None:
     """Harmonize a pasted subject with its background; the output keeps the input's bit depth.
 
@@ -232,6 +264,19 @@ def harmonize_command(
     if params is not None and weights is not None:
         raise UsageError("--params applies a saved adjustment without a network, so --weights would be unused; give one")
     spec = batch.InputSpec.from_args(inputs, mask)
+    from harmcli.cli.clip_cmd import check_clip_only_options, run_clip
+    from harmcli.clip.sources import is_clip
+
+    clip = is_clip([p for _, p in spec.roles()], None, sequence)
+    check_clip_only_options(temporal=temporal, codec=codec, crf=crf, fps=fps, report=report, sequence=clip)
+    if clip:
+        run_clip(
+            reporter=_Reporter(quiet), spec=spec, output=output, sequence=sequence, temporal=temporal, codec=codec,
+            crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
+            max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
+            shading_strength=shading_strength, save_params=save_params, quiet=quiet,
+        )
+        return
     spec.check_exists()
     layout = batch.plan_output(spec, output, extension=ext, allowed=WRITE_EXTENSIONS)
     if save_params is not None:

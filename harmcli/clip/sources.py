@@ -1,0 +1,316 @@
+"""Where a clip's frames come from: video files, numbered frame folders and still images, read in lockstep.
+
+Every input of ``harmonize`` (composite or foreground, background, mask) may be a video file, a folder of frames
+(read in name order; with frame numbers in the names, a gap is a missing frame) or one still image, used for
+every frame (a background plate, a fixed mask). :class:`ClipInputs` checks what can be checked before any
+frame is decoded (frame rates, frame sizes, frame counts where the files state them) and :meth:`ClipInputs.frames`
+yields the frames, raising :class:`~harmcli.errors.InputMismatchError` when inputs disagree later on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from harmcli.batch import ALL_FOREGROUND, InputSpec, list_images
+from harmcli.errors import ImageReadError, InputMismatchError, UsageError
+from harmcli.io.images import READ_EXTENSIONS
+from harmcli.io.video import VideoInfo, VideoReader, is_video, probe
+
+# Codecs whose mask values survive exactly; a mask in anything else carries compression noise.
+LOSSLESS_VIDEO_CODECS = ("ffv1", "png", "qtrle", "utvideo", "rawvideo", "huffyuv", "ffvhuff")
+_FRAME_NUMBER = re.compile(r"(\d+)$")
+
+
+def describe_rate(rate: Fraction) -> str:
+    text = f"{float(rate):.6g}"
+    return text if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator} ({float(rate):.3f})"
+
+
+class Source:
+    """One input: frames in order. ``count`` None = unknown until read (or endless for a still)."""
+
+    role: str
+    path: Path
+    count: int | None = None
+    rate: Fraction | None = None
+    size: tuple[int, int] | None = None  # (H, W) when known up front
+    still = False
+
+    def frames(self) -> Iterator[tuple[object, int | None]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def where(self, index: int) -> str:
+        return f"{self.path} frame {index + 1}"
+
+
+class VideoSource(Source):
+    def __init__(self, role: str, path: Path, mode: str):
+        self.role, self.path, self.mode = role, path, mode
+        self.info: VideoInfo = probe(path)
+        self.count, self.rate = self.info.frames, self.info.rate
+        self.size = (self.info.height, self.info.width)
+        self.reader = None
+
+    def frames(self):
+        self.reader = VideoReader(self.path, self.mode)
+        for array, pts in self.reader:
+            if self.mode == "gray":
+                yield array.astype(np.float32) * np.float32(1.0 / 255.0), pts
+            else:
+                yield array, pts
+
+    @property
+    def color(self):
+        return self.reader.color if self.reader is not None else None
+
+
+class FolderSource(Source):
+    """Image files of a folder in name order; with frame numbers in the names they must be consecutive."""
+
+    def __init__(self, role: str, path: Path, max_pixels: int):
+        self.role, self.path, self.max_pixels = role, path, max_pixels
+        self.files = list_images(path, READ_EXTENSIONS)
+        if not self.files:
+            raise ImageReadError(f"{path}: no images in this folder (looked for {', '.join(READ_EXTENSIONS)})")
+        self.count = len(self.files)
+        numbers = [_FRAME_NUMBER.search(f.stem) for f in self.files]
+        if all(numbers):
+            values = [int(m.group(1)) for m in numbers]
+            order = sorted(range(len(values)), key=values.__getitem__)
+            self.files = [self.files[i] for i in order]
+            values = sorted(values)
+            if len(set(values)) != len(values):
+                dup = next(v for v in values if values.count(v) > 1)
+                raise InputMismatchError(f"{path}: two files carry frame number {dup}; keep one")
+            for a, b in zip(values, values[1:]):
+                if b != a + 1:
+                    raise InputMismatchError(
+                        f"{path}: frame {a + 1} is missing (the files go from {values[0]} to {values[-1]} with a gap "
+                        f"after {a}); every frame needs its file"
+                    )
+
+    def frames(self):
+        from harmcli.io.images import read_image, read_mask
+
+        for f in self.files:
+            if self.role == "mask":
+                yield read_mask(f, max_pixels=self.max_pixels), None
+            else:
+                yield read_image(f, max_pixels=self.max_pixels), None
+
+    def where(self, index: int) -> str:
+        return str(self.files[index]) if index < len(self.files) else f"{self.path} frame {index + 1}"
+
+
+class StillSource(Source):
+    still = True
+
+    def __init__(self, role: str, path: Path, max_pixels: int):
+        from harmcli.io.images import read_image, read_mask
+
+        self.role, self.path = role, path
+        self.value = read_mask(path, max_pixels=max_pixels) if role == "mask" else read_image(path, max_pixels=max_pixels)
+        shape = self.value.shape if role == "mask" else self.value.rgb.shape
+        self.size = tuple(shape[:2])
+
+    def frames(self):
+        while True:
+            yield self.value, None
+
+    def where(self, index: int) -> str:
+        return str(self.path)
+
+
+@dataclass
+class Frame:
+    """One frame of the clip, ready to harmonize: RGB composite and background of one dtype, float mask."""
+
+    index: int
+    pts: int | None
+    composite: np.ndarray
+    background: np.ndarray
+    mask: np.ndarray
+    alpha: np.ndarray | None
+    name: str  # for messages: which file (and frame) it came from
+
+
+def is_clip(inputs: list[Path], mask: Path | None, sequence: bool) -> bool:
+    """A clip when any input is a video file, or --sequence asks for folders to be read as clips."""
+    return sequence or any(is_video(p) for p in [*inputs, *([mask] if mask else [])])
+
+
+class ClipInputs:
+    """The clip's inputs opened as sources, checked against each other before decoding."""
+
+    def __init__(self, spec: InputSpec, *, sequence: bool, max_pixels: int):
+        self.spec = spec
+        self.sources: dict[str, Source] = {}
+        for role, path in spec.roles():
+            if is_video(path):
+                if not path.is_file():
+                    raise ImageReadError(f"{path}: no such file ({role})")
+                mode = "gray" if role == "mask" else ("rgba" if (role == "foreground" and spec.form == "alpha") else "rgb")
+                self.sources[role] = VideoSource(role, path, mode)
+            elif path.is_dir():
+                self.sources[role] = FolderSource(role, path, max_pixels)
+            else:
+                self.sources[role] = StillSource(role, path, max_pixels)
+        first = "composite" if spec.form == "composite" else "foreground"
+        self.primary = self.sources[first]
+        moving = [s for s in self.sources.values() if not s.still]
+        if not moving:
+            raise UsageError(
+                "every input is a single image: nothing to read as a clip (give a video, or a frame folder with --sequence)"
+            )
+        if self.primary.still:
+            raise UsageError(
+                f"{self.primary.path}: the {first} is a single image but other inputs are clips; the {first} must be "
+                "the clip (a still may be the background or the mask)"
+            )
+        if isinstance(self.primary, FolderSource) and not sequence:
+            raise UsageError(f"{self.primary.path}: a frame folder is read as a clip with --sequence")
+        self._check_rates(moving)
+        self._check_sizes()
+        self._check_counts(moving)
+
+    def _check_rates(self, moving: list[Source]) -> None:
+        rated = [s for s in moving if s.rate is not None]
+        for s in rated[1:]:
+            if s.rate != rated[0].rate:
+                raise InputMismatchError(
+                    f"{s.path} runs at {describe_rate(s.rate)} fps but {rated[0].path} at {describe_rate(rated[0].rate)} "
+                    "fps; convert one so that frames correspond"
+                )
+
+    def _check_sizes(self) -> None:
+        sized = [s for s in self.sources.values() if s.size is not None]
+        for s in sized[1:]:
+            if s.size != sized[0].size:
+                raise InputMismatchError(
+                    f"{s.path} ({s.role}) is {s.size[1]}x{s.size[0]} but {sized[0].path} is "
+                    f"{sized[0].size[1]}x{sized[0].size[0]}; they must be the same size"
+                )
+
+    def _check_counts(self, moving: list[Source]) -> None:
+        counted = [s for s in moving if s.count is not None]
+        for s in counted[1:]:
+            if s.count != counted[0].count:
+                raise InputMismatchError(_count_message(counted[0], counted[0].count, s, s.count))
+
+    @property
+    def rate(self) -> Fraction | None:
+        return self.primary.rate
+
+    @property
+    def count(self) -> int | None:
+        return self.primary.count
+
+    def lossy_masks(self) -> list[str]:
+        mask = self.sources.get("mask")
+        if isinstance(mask, VideoSource) and mask.info.codec not in LOSSLESS_VIDEO_CODECS:
+            return [f"{mask.path} ({mask.info.codec})"]
+        return []
+
+    def audio_source(self) -> Path | None:
+        """The first video input with sound: the composite/foreground, then the background."""
+        for role in ("composite", "foreground", "background"):
+            s = self.sources.get(role)
+            if isinstance(s, VideoSource) and s.info.has_audio:
+                return s.path
+        return None
+
+    def frames(self) -> Iterator[Frame]:
+        """Every frame, in order; inputs that end early or run long raise InputMismatchError."""
+        from harmcli.batch import _over, _promote
+        from harmcli.ops.apply import mask_to_float
+        from harmcli.ops.paste import make_composite
+
+        roles = list(self.sources)
+        iterators = {role: self.sources[role].frames() for role in roles}
+        form = self.spec.form
+        first = "composite" if form == "composite" else "foreground"
+        try:
+            index = 0
+            while True:
+                values = {}
+                for role in roles:
+                    try:
+                        values[role] = next(iterators[role])
+                    except StopIteration:
+                        values[role] = None
+                ended = [r for r in roles if values[r] is None]
+                if ended:
+                    going = [r for r in roles if values[r] is not None and not self.sources[r].still]
+                    if not going:
+                        return
+                    longer = self.sources[going[0]]
+                    rest = sum(1 for _ in iterators[going[0]])  # only on this error: a few frames more to decode
+                    raise InputMismatchError(_count_message(longer, index + 1 + rest, self.sources[ended[0]], index))
+                primary, pts = values[first]
+                name = self.primary.where(index)
+                size = _rgb_of(primary).shape[:2]
+                for role in roles:
+                    shape = _rgb_of(values[role][0]).shape[:2]
+                    if shape != size:
+                        raise InputMismatchError(
+                            f"{self.sources[role].where(index)} is {shape[1]}x{shape[0]} but {name} is "
+                            f"{size[1]}x{size[0]}; every frame must have the same size"
+                        )
+                if form == "composite":
+                    rgb, alpha = _split(primary)
+                    mask = values["mask"][0]
+                    composite = background = rgb
+                    mask_name = self.sources["mask"].where(index)
+                else:
+                    fg, fg_alpha = _split(primary)
+                    back, back_alpha = _split(values["background"][0])
+                    if form == "alpha":
+                        if fg_alpha is None:
+                            raise InputMismatchError(
+                                f"{self.primary.path}: the foreground has no alpha channel to use as the mask; give a "
+                                "mask: harmcli harmonize FG BG MASK"
+                            )
+                        mask = mask_to_float(fg_alpha)
+                        mask_name = f"{name} (alpha)"
+                    else:
+                        mask = values["mask"][0]
+                        mask_name = self.sources["mask"].where(index)
+                    dtype = np.promote_types(fg.dtype, back.dtype)
+                    fg, background = _promote(fg, dtype), _promote(back, dtype)
+                    composite = make_composite(fg, background, mask)
+                    alpha = _over(mask, back_alpha) if back_alpha is not None else None
+                if mask.size and float(mask.min()) >= ALL_FOREGROUND:
+                    raise InputMismatchError(
+                        f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
+                    )
+                yield Frame(index, pts, composite, background, mask, alpha, name)
+                index += 1
+        finally:
+            for it in iterators.values():
+                it.close()
+
+
+def _count_message(a: Source, a_count: int, b: Source, b_count: int) -> str:
+    return (
+        f"{b.path} ({b.role}) has {b_count} frames but {a.path} ({a.role}) has {a_count}; "
+        "every clip input needs the same number of frames"
+    )
+
+
+def _rgb_of(value) -> np.ndarray:
+    return value.rgb if hasattr(value, "rgb") else value
+
+
+def _split(value) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb, alpha) of a LoadedImage or a decoded RGB/RGBA array."""
+    if hasattr(value, "rgb"):
+        return value.rgb, value.alpha
+    if value.ndim == 3 and value.shape[2] == 4:
+        return np.ascontiguousarray(value[..., :3]), np.ascontiguousarray(value[..., 3])
+    return value, None

@@ -1,0 +1,409 @@
+"""Video files through PyAV (FFmpeg inside the ``av`` wheel): the only module that imports ``av``.
+
+What the rest of harmcli sees: :func:`is_video` (by extension, no PyAV needed), :func:`probe`,
+:class:`VideoReader` (frames as RGB / RGBA / gray uint8 arrays with their timestamps) and
+:class:`VideoWriter` (RGB uint8 frames in, an encoded file out, the audio of another file copied in).
+
+Why it is built this way:
+
+* **Timestamps, not frame numbers.** Output frames carry the input frame's ``pts`` in the input stream's time
+  base, so the frame rate (a rational such as 24000/1001) and any variable timing survive; the container may
+  pick its own time base, and FFmpeg rescales.
+* **Audio is remuxed, not re-encoded**: its packets are copied into the output in time order, interleaved with
+  the video as it is written, so nothing is decoded and nothing is lost. When the output container cannot hold
+  that audio codec (PCM in .mp4, AAC in .webm) it is re-encoded once (AAC, or Opus for .webm) and the writer
+  says so.
+* **Colour**: YUV frames are converted to RGB with the matrix and range the file is tagged with (BT.601,
+  limited range when untagged, as FFmpeg does), and the output is converted back with the same matrix and
+  tagged the same, with accurate rounding (swscale's default flags darken by about one code value per round
+  trip), so an untouched background keeps its colour through a lossy round trip.
+* **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
+  FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
+  and ProRes 4444 for editing. 8 bits per channel: 10/12-bit sources are read as 8-bit.
+* **Decoding uses FFmpeg's frame threads** (``thread_type = AUTO``): several frames decode at once, which
+  the two-pass video loop needs since it decodes every input twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, UsageError
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+@dataclass(frozen=True)
+class Codec:
+    """An output codec choice: the FFmpeg encoder, its pixel format, the containers that hold it."""
+
+    name: str
+    encoder: str
+    pix_fmt: str
+    containers: tuple[str, ...]
+    lossless: bool
+    default_crf: int | None = None  # None: --crf does not apply
+    options: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+CODECS: dict[str, Codec] = {
+    c.name: c
+    for c in (
+        Codec("h264", "libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), False, 18, (("preset", "medium"),),
+              "H.264 4:2:0, plays everywhere"),
+        Codec("hevc", "libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), False, 22,
+              (("preset", "medium"), ("x265-params", "log-level=error")), "H.265 4:2:0, smaller files"),
+        Codec("vp9", "libvpx-vp9", "yuv420p", (".webm", ".mkv"), False, 32, (("b", "0"), ("row-mt", "1")),
+              "VP9 4:2:0, for the web"),
+        Codec("ffv1", "ffv1", "bgr0", (".mkv", ".avi"), True, None, (("level", "3"),),
+              "lossless RGB master (bit-exact)"),
+        Codec("h264rgb", "libx264rgb", "rgb24", (".mp4", ".mov", ".mkv"), True, None,
+              (("qp", "0"), ("preset", "veryfast")), "lossless RGB H.264 (bit-exact)"),
+        Codec("png", "png", "rgb24", (".mov", ".mkv"), True, None, (), "lossless PNG frames in a MOV"),
+        Codec("prores", "prores_ks", "yuv444p10le", (".mov", ".mkv"), False, None, (("profile", "4444"),),
+              "ProRes 4444, for editing"),
+    )
+}
+DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "h264", ".webm": "vp9", ".avi": "ffv1"}
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+
+
+def is_video(path: str | Path) -> bool:
+    """True for a video file by its extension (no file access, no PyAV)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _av():
+    try:
+        import av
+    except ImportError:  # pragma: no cover - av is a default dependency
+        raise HarmcliError("video needs PyAV: pip install av") from None
+    av.logging.set_level(av.logging.ERROR)
+    return av
+
+
+def choose_codec(output: Path, codec: str | None, crf: int | None) -> tuple[Codec, int | None]:
+    """The codec for ``output`` (``--codec`` or the container's default) and the CRF to use; usage errors name
+    the option."""
+    ext = output.suffix.lower()
+    if ext not in VIDEO_EXTENSIONS:
+        raise UsageError(f"{output}: not a video extension ({', '.join(VIDEO_EXTENSIONS)})")
+    name = (codec or DEFAULT_CODEC[ext]).lower()
+    if name not in CODECS:
+        raise UsageError(f"--codec must be one of {', '.join(CODECS)}, not '{codec}'")
+    chosen = CODECS[name]
+    if ext not in chosen.containers:
+        raise UsageError(f"{output}: {name} cannot go in a {ext} file; use {' or '.join(chosen.containers)}")
+    if crf is not None:
+        if chosen.default_crf is None:
+            raise UsageError(f"--crf does not apply to --codec {name} ({chosen.note})")
+        top = 63 if name == "vp9" else 51
+        if not 0 <= crf <= top:
+            raise UsageError(f"--crf must be between 0 and {top} for {name}, got {crf}")
+    return chosen, (crf if crf is not None else chosen.default_crf)
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's first video stream says about itself."""
+
+    path: Path
+    width: int
+    height: int
+    rate: Fraction  # frames per second, exact (24000/1001)
+    time_base: Fraction
+    frames: int | None  # as the container counts them; None when it does not say (Matroska, WebM)
+    has_alpha: bool
+    has_audio: bool
+    codec: str
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _open(path: Path):
+    av = _av()
+    if path.is_dir():
+        raise ImageReadError(f"cannot read video '{path}': it is a folder, not a file")
+    try:
+        container = av.open(str(path))
+    except FileNotFoundError:
+        raise ImageReadError(f"cannot read video '{path}': the file does not exist") from None
+    except av.FFmpegError as exc:
+        raise ImageReadError(f"cannot read video '{path}': {_reason(exc)}") from None
+    if not container.streams.video:
+        container.close()
+        raise ImageReadError(f"cannot read video '{path}': it has no video stream")
+    return container
+
+
+def _has_alpha(video_format) -> bool:
+    return any(component.is_alpha for component in video_format.components)
+
+
+def _exact():
+    """swscale flags for RGB <-> YUV: its defaults truncate (about -1 code value per round trip, measured);
+    accurate rounding with full-resolution chroma interpolation round-trips without bias."""
+    from av.video.reformatter import Interpolation
+
+    return Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(":")[0].strip() if ":" in text else text.strip()
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's header (no frames decoded). Raises ImageReadError naming the file."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or not ctx.width:
+            raise ImageReadError(f"cannot read video '{path}': no frame size or frame rate in the file")
+        has_alpha = ctx.format is not None and _has_alpha(ctx.format)
+        return VideoInfo(
+            path=path, width=ctx.width, height=ctx.height, rate=Fraction(rate), time_base=Fraction(stream.time_base),
+            frames=stream.frames or None, has_alpha=bool(has_alpha), has_audio=bool(container.streams.audio),
+            codec=ctx.name,
+        )
+    finally:
+        container.close()
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """How a YUV stream maps to RGB; copied onto the output so that both directions use the same matrix."""
+
+    colorspace: int = 2  # FFmpeg's AVCOL_SPC_*: 2 = unspecified (swscale then uses BT.601)
+    color_range: int = 0  # 0 unspecified (limited), 1 limited/MPEG, 2 full/JPEG
+    primaries: int = 2
+    trc: int = 2
+
+
+class VideoReader:
+    """Decode a video's frames in order as uint8 arrays.
+
+    ``mode``: ``rgb`` (H, W, 3), ``rgba`` (H, W, 4) or ``gray`` (H, W) (a mask video: its luma, or its alpha
+    when it has one). Iterating yields ``(array, pts)``; :attr:`color` is the first frame's colour tagging.
+    """
+
+    def __init__(self, path: str | Path, mode: str = "rgb"):
+        self.path = Path(path)
+        self.info = probe(self.path)
+        self.mode = mode
+        self.color = ColorInfo()
+        self._container = None
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        av = _av()
+        container = self._container = _open(self.path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            first = True
+            for frame in container.decode(stream):
+                if first:
+                    self.color = ColorInfo(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
+                                           int(frame.color_trc))
+                    first = False
+                yield self._convert(frame), frame.pts
+        except av.FFmpegError as exc:
+            raise ImageReadError(f"cannot read video '{self.path}': {_reason(exc)}") from None
+        finally:
+            self.close()
+
+    def _convert(self, frame) -> np.ndarray:
+        fmt = frame.format.name
+        if self.mode == "gray" and _has_alpha(frame.format):
+            return np.ascontiguousarray(frame.to_ndarray(format="rgba")[..., 3])
+        target = {"rgb": "rgb24", "rgba": "rgba", "gray": "gray"}[self.mode]
+        if fmt == target:
+            return frame.to_ndarray()
+        # Convert with the file's own matrix and range (None = what the frame is tagged with).
+        src_range = frame.color_range if int(frame.color_range) in (1, 2) else None
+        converted = frame.reformat(
+            format=target, src_color_range=src_range, dst_color_range=2 if src_range else None, interpolation=_exact()
+        )
+        return converted.to_ndarray()
+
+    def close(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames into ``fh`` (an open binary file: see ``harmcli.io.images.atomic_write``).
+
+    Frames keep the pts they are given, in ``time_base``; ``audio_from`` names a file whose first audio stream
+    is copied in (re-encoded only when the container cannot hold it). Use as a context manager or call
+    :meth:`close`; an exception inside the ``with`` abandons the file (the caller removes it).
+    """
+
+    def __init__(
+        self,
+        fh: BinaryIO,
+        output: Path,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        time_base: Fraction,
+        codec: Codec,
+        crf: int | None,
+        color: ColorInfo = ColorInfo(),
+        audio_from: Path | None = None,
+        threads: int = 0,
+    ):
+        av = _av()
+        self.output = Path(output)
+        self.codec = codec
+        self.notes: list[str] = []
+        if codec.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
+            raise UsageError(
+                f"{output}: {width}x{height} has an odd side, which {codec.name} (4:2:0) cannot encode; "
+                "use --codec ffv1 (.mkv) or --codec h264rgb"
+            )
+        self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
+        stream = self.container.add_stream(codec.encoder, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, codec.pix_fmt
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.thread_count = threads
+        options = dict(codec.options)
+        if crf is not None:
+            options["crf"] = str(crf)
+        stream.options = options
+        self.yuv = codec.pix_fmt.startswith("yuv")
+        self.color = color
+        if self.yuv:
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_primaries, ctx.color_trc = color.colorspace, color.primaries, color.trc
+            ctx.color_range = 1  # limited range: what every player assumes for these codecs
+        self.stream = stream
+        self.time_base = time_base
+        self._audio = _AudioCopy(self.container, audio_from, self.output, self.notes) if audio_from else None
+
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        av = _av()
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if self.yuv:
+            # RGB -> YUV with the input's matrix (None = swscale's BT.601 for untagged files), limited range.
+            space = self.color.colorspace if self.color.colorspace in (1, 4, 5, 6, 7, 9) else None
+            frame = frame.reformat(format=self.codec.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())
+        frame.pts = pts
+        frame.time_base = self.time_base
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux_until(pts * self.time_base)
+        except av.FFmpegError as exc:
+            raise ImageWriteError(f"cannot write '{self.output}': {_reason(exc)}") from None
+
+    def close(self) -> None:
+        av = _av()
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux_until(None)
+            self.container.close()
+        except av.FFmpegError as exc:
+            raise ImageWriteError(f"cannot write '{self.output}': {_reason(exc)}") from None
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+
+    def abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
+        if self._audio is not None:
+            self._audio.close()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+
+# Containers and the audio codecs they hold without re-encoding (what FFmpeg's muxers accept).
+_AUDIO_OK = {
+    "mp4": ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"),
+    "mov": ("aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s32le", "pcm_f32le"),
+    "matroska": None,  # anything
+    "webm": ("opus", "vorbis"),
+    "avi": ("mp3", "ac3", "pcm_s16le", "pcm_u8"),
+}
+
+
+class _AudioCopy:
+    """Copies the first audio stream of ``source`` into ``container``, interleaved by time with the video."""
+
+    def __init__(self, container, source: Path, output: Path, notes: list[str]):
+        av = _av()
+        self.input = av.open(str(source))
+        self.container = container
+        stream = self.input.streams.audio[0]
+        fmt = _FORMATS[output.suffix.lower()]
+        allowed = _AUDIO_OK.get(fmt)
+        self.transcode = allowed is not None and stream.codec_context.name not in allowed
+        if self.transcode:
+            target = "libopus" if fmt == "webm" else ("mp3" if fmt == "avi" else "aac")
+            rate = stream.codec_context.sample_rate or 48000
+            if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                rate = 48000
+            self.out = container.add_stream(target, rate=rate)
+            notes.append(f"the audio ({stream.codec_context.name}) cannot go in a {output.suffix} file as is; re-encoded it as {target}")
+            self.resampler = None
+            self.packets = self._decoded(stream)
+        else:
+            self.out = container.add_stream_from_template(stream)
+            self.packets = (p for p in self.input.demux(stream) if p.dts is not None)
+        self.pending = next(self.packets, None)
+
+    def _decoded(self, stream):
+        for frame in self.input.decode(stream):
+            frame.pts = None  # let the encoder number samples from 0
+            for packet in self.out.encode(frame):
+                yield packet
+        for packet in self.out.encode(None):
+            yield packet
+
+    def mux_until(self, seconds: Fraction | None) -> None:
+        """Mux every audio packet that starts before ``seconds`` (None: all that are left)."""
+        while self.pending is not None:
+            packet = self.pending
+            if seconds is not None and packet.pts is not None and packet.time_base is not None:
+                if packet.pts * packet.time_base > seconds:
+                    return
+            packet.stream = self.out
+            self.container.mux(packet)
+            self.pending = next(self.packets, None)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.input.close()

@@ -1,0 +1,269 @@
+"""Temporal smoothing of per-frame adjustments, scene cuts and a flicker measure (plain NumPy).
+
+A network run on each frame of a clip alone jitters: the subject's colour pumps from frame to frame. The
+adjustment is a few hundred numbers per frame, so it can be smoothed over time after every frame has been
+predicted, before any frame is written.
+
+**The filter** is a zero-phase (centred, non-causal) *temporal bilateral* average: frame ``t`` gets
+
+    w(t, s) = exp(-(t - s)^2 / 2 sigma_t^2) * exp(-d(t, s)^2 / 2 h^2)
+
+over the frames ``s`` of its own scene, where ``d`` is how differently the two adjustments change a picture
+(see :func:`adjustment_distance`). Why this one:
+
+* centred, so a slow real change (a fade, a cloud) is followed without the lag of a causal filter such as an
+  exponential or one-euro filter (a centred symmetric average reproduces a ramp exactly);
+* the range term ``h`` is a multiple of the clip's own jitter, estimated robustly as the median distance
+  between consecutive frames: jitter (distances near the median) is averaged away, while a real change in
+  the scene's light, several times larger, gives near-zero weight across it, so a step stays a step;
+* every output is a convex combination of predicted adjustments with one weight per frame, so smoothed curves
+  are still monotone and in [0, 1] (a weighted mean of increasing functions increases), and shading, averaged
+  as log-gain, stays within the range the network can produce.
+
+**Curves** are averaged point by point. **Shading** is a gain map in image coordinates while the subject
+moves, and the network's map outside the mask means nothing; so its log-gain is split into the mean over the
+mask (the overall exposure: averaged like the curves) and the residual pattern, which is averaged per pixel
+only over the frames in which that pixel was inside the mask (on a 64-pixel thumbnail; the smoothed change is
+upsampled and added to the frame's own full map, so ``sigma_t = 0`` gives back exactly the predicted map).
+
+**Scene cuts** split the clip into scenes that are smoothed separately: a cut is where the background's colour
+histogram changes by more than ``CUT_THRESHOLD`` from one frame to the next.
+
+**Flicker** (:func:`flicker`) is the mean frame-to-frame change of the correction the foreground receives (the
+masked mean of output minus input), in code values, the thing a viewer sees pumping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from harmcli.ops.adjustment import SHADING_RANGE, Adjustment
+
+# Histogram bins per channel of the scene signature, and the histogram change (0..1) that counts as a cut.
+CUT_BINS = 16
+CUT_THRESHOLD = 0.35
+# The range kernel's width in units of the clip's typical frame-to-frame jitter (the median step): two frames
+# that differ by jitter alone weigh ~0.95 of each other; a change 10x the jitter gets under 0.5 % weight.
+# Measured on a jittery step (tests/ops/test_temporal.py): 2 left noise in, 5 let the step leak.
+RANGE_FACTOR = 3.0
+# Below this (in output units, 0..1) differences are invisible: a clip with no jitter at all still smooths.
+MIN_JITTER = 0.5 / 255.0
+# The Gaussian time window is cut at this many sigmas.
+WINDOW_SIGMAS = 3.0
+# Side of the thumbnails the shading residual is smoothed on and the flicker is measured on.
+THUMB = 64
+# A thumbnail pixel counts as "inside the mask" in other frames above this total weight.
+MIN_MASK_WEIGHT = 1e-3
+
+
+# --------------------------------------------------------------------------------------------- scene cuts
+
+
+def scene_signature(background: np.ndarray) -> np.ndarray:
+    """Per-channel colour histogram of a (low-res) RGB background, float in [0, 1] or uint8: (3 * CUT_BINS,),
+    each channel summing to 1."""
+    image = np.asarray(background)
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    hists = [cv2.calcHist([np.ascontiguousarray(image[..., c])], [0], None, [CUT_BINS], [0, 256]).ravel() for c in range(3)]
+    out = np.concatenate(hists).astype(np.float32)
+    return out / max(1.0, float(image.shape[0] * image.shape[1]))
+
+
+def find_scene_cuts(signatures: np.ndarray, threshold: float = CUT_THRESHOLD) -> list[int]:
+    """Frames that start a new scene (never 0): where the histogram moves by more than ``threshold``.
+
+    The distance is half the L1 difference of the histograms averaged over channels: 0 for the same colours,
+    1 for colours that do not overlap at all.
+    """
+    sig = np.asarray(signatures, dtype=np.float64)
+    if len(sig) < 2:
+        return []
+    change = 0.5 * np.abs(np.diff(sig, axis=0)).sum(axis=1) / 3.0
+    return [int(i) + 1 for i in np.flatnonzero(change > threshold)]
+
+
+def scene_ids(n_frames: int, cuts: Sequence[int]) -> np.ndarray:
+    """(n_frames,) int: which scene each frame belongs to."""
+    ids = np.zeros(n_frames, dtype=np.int64)
+    for cut in cuts:
+        ids[cut:] += 1
+    return ids
+
+
+# --------------------------------------------------------------------------------------------- smoothing
+
+
+def adjustment_distance(curves_a: np.ndarray, mean_log_a: float, curves_b: np.ndarray, mean_log_b) -> np.ndarray:
+    """How differently two adjustments change a picture, in output units (0..1).
+
+    ``curves_*``: (..., 3, K) curve y on the same grid; ``mean_log_*``: the shading's mean log-gain over the
+    mask. The RMS curve difference, and the shading's overall gain difference as it moves a mid-grey (0.5)
+    pixel, combined as a root sum of squares.
+    """
+    curve_part = np.sqrt(np.mean((np.asarray(curves_a) - np.asarray(curves_b)) ** 2, axis=(-2, -1)))
+    gain_part = 0.5 * np.abs(np.asarray(mean_log_a) - np.asarray(mean_log_b))
+    return np.sqrt(curve_part**2 + gain_part**2)
+
+
+@dataclass
+class Window:
+    """Frame ``t``'s neighbours ``lo:hi`` and their weights (summing to 1; 0 for unusable frames)."""
+
+    lo: int
+    hi: int
+    weights: np.ndarray
+
+
+def temporal_weights(
+    curves: np.ndarray,
+    mean_log_gain: np.ndarray,
+    *,
+    sigma_frames: float,
+    cuts: Sequence[int] = (),
+    valid: np.ndarray | None = None,
+    range_factor: float | None = None,
+) -> tuple[list[Window], float]:
+    """The bilateral weights of every frame, and the jitter estimate they used.
+
+    Args:
+        curves: (T, 3, K) predicted curve y per frame.
+        mean_log_gain: (T,) each frame's mean log shading gain over its mask (0 without shading).
+        sigma_frames: the time kernel's sigma in frames (0: every frame keeps its own adjustment).
+        cuts: frames that start a new scene; no weight crosses a cut.
+        valid: (T,) bool, False for frames with nothing to adjust (empty mask): they lend no weight.
+        range_factor: the range kernel's width in units of the jitter (default ``RANGE_FACTOR``).
+    """
+    range_factor = RANGE_FACTOR if range_factor is None else range_factor
+    curves = np.asarray(curves, dtype=np.float64)
+    logs = np.asarray(mean_log_gain, dtype=np.float64)
+    n = len(curves)
+    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    scenes = scene_ids(n, cuts)
+    steps = adjustment_distance(curves[1:], logs[1:], curves[:-1], logs[:-1]) if n > 1 else np.zeros(0)
+    usable = (scenes[1:] == scenes[:-1]) & valid[1:] & valid[:-1] if n > 1 else np.zeros(0, bool)
+    # Median, not mean: the few real changes are outliers among the many jittering steps.
+    jitter = float(np.median(steps[usable])) if usable.any() else 0.0
+    h = range_factor * max(jitter, MIN_JITTER)
+    radius = int(np.ceil(WINDOW_SIGMAS * sigma_frames)) if sigma_frames > 0 else 0
+    windows = []
+    for t in range(n):
+        lo, hi = max(0, t - radius), min(n, t + radius + 1)
+        if radius == 0 or not valid[t]:
+            weights = np.zeros(hi - lo)
+            weights[t - lo] = 1.0
+            windows.append(Window(lo, hi, weights))
+            continue
+        offsets = np.arange(lo, hi) - t
+        distance = adjustment_distance(curves[lo:hi], logs[lo:hi], curves[t], logs[t])
+        weights = np.exp(-0.5 * (offsets / sigma_frames) ** 2 - 0.5 * (distance / h) ** 2)
+        weights[(scenes[lo:hi] != scenes[t]) | ~valid[lo:hi]] = 0.0
+        windows.append(Window(lo, hi, weights / weights.sum()))
+    return windows, jitter
+
+
+def masked_mean_log(gain: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
+    """Split a shading gain map into its mean log-gain over ``mask`` and the residual log-gain pattern, both on
+    the mask's (thumbnail) grid: returns ``(mean, residual)``."""
+    log = np.log(cv2.resize(np.asarray(gain, np.float32), mask.shape[::-1], interpolation=cv2.INTER_AREA))
+    weight = float(mask.sum())
+    mean = float((log * mask).sum() / weight) if weight > 0 else float(log.mean())
+    return mean, (log - mean).astype(np.float32)
+
+
+class SmoothedAdjustments:
+    """Smoothed adjustments of a whole clip, computed frame by frame on demand.
+
+    Args:
+        curves: (T, 3, K) predicted curve y (uniform grid).
+        gains: (T, S, S) predicted shading gain maps (any array-like: a memory map is fine), or None.
+        masks: (T, THUMB, THUMB) float masks (thumbnails) where each frame's subject is.
+        sigma_frames, cuts, valid: as for :func:`temporal_weights`.
+    """
+
+    def __init__(self, curves, gains, masks, *, sigma_frames: float, cuts: Sequence[int] = (), valid=None):
+        self.curves = np.asarray(curves, dtype=np.float32)
+        self.gains = gains
+        self.masks = np.asarray(masks, dtype=np.float32)
+        n = len(self.curves)
+        if gains is not None:
+            split = [masked_mean_log(gains[t], self.masks[t]) for t in range(n)]
+            self.mean_log = np.array([m for m, _ in split], dtype=np.float64)
+            self.residual = np.stack([r for _, r in split]) if n else np.zeros((0, *self.masks.shape[1:]), np.float32)
+        else:
+            self.mean_log = np.zeros(n)
+            self.residual = None
+        self.windows, self.jitter = temporal_weights(
+            self.curves, self.mean_log, sigma_frames=sigma_frames, cuts=cuts, valid=valid
+        )
+
+    def __len__(self) -> int:
+        return len(self.curves)
+
+    def raw(self, t: int) -> Adjustment:
+        """Frame ``t``'s adjustment as predicted."""
+        gain = None if self.gains is None else np.asarray(self.gains[t], dtype=np.float32)
+        return Adjustment.from_uniform(self.curves[t], gain)
+
+    def __getitem__(self, t: int) -> Adjustment:
+        """Frame ``t``'s smoothed adjustment (exactly :meth:`raw` when it only weighs itself)."""
+        win = self.windows[t]
+        w = win.weights
+        if w[t - win.lo] == 1.0:
+            return self.raw(t)
+        curves = np.tensordot(w, self.curves[win.lo : win.hi], axes=1)
+        if self.gains is None:
+            return Adjustment.from_uniform(curves)
+        mean = float(w @ self.mean_log[win.lo : win.hi])
+        masks = self.masks[win.lo : win.hi]
+        coverage = np.tensordot(w, masks, axes=1)
+        pattern = np.tensordot(w, masks * self.residual[win.lo : win.hi], axes=1)
+        own = self.residual[t]
+        smoothed = np.where(coverage > MIN_MASK_WEIGHT, pattern / np.maximum(coverage, MIN_MASK_WEIGHT), own)
+        gain = np.asarray(self.gains[t], dtype=np.float32)
+        change = (smoothed - own) + (mean - self.mean_log[t])
+        change = cv2.resize(change.astype(np.float32), gain.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        gain = np.clip(gain * np.exp(change), *SHADING_RANGE).astype(np.float32)
+        return Adjustment.from_uniform(curves, gain)
+
+
+# --------------------------------------------------------------------------------------------- flicker
+
+
+def thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
+    """Area-averaged ``side`` x ``side`` copy (for masks and the flicker measure)."""
+    return cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=cv2.INTER_AREA)
+
+
+def mean_correction(composite: np.ndarray, mask: np.ndarray, adjustment: Adjustment | None) -> np.ndarray:
+    """The mean change ``adjustment`` makes inside ``mask``: (3,) RGB in code values (0..255).
+
+    ``composite`` is float (H, W, 3) in [0, 1] (a thumbnail), ``mask`` float (H, W); weighted by the mask.
+    """
+    from harmcli.ops.apply import apply_adjustment
+
+    weight = float(mask.sum())
+    if adjustment is None or weight <= 0:
+        return np.zeros(3)
+    out = apply_adjustment(composite.astype(np.float32), mask.astype(np.float32), adjustment)
+    return 255.0 * ((out - composite) * mask[..., None]).sum(axis=(0, 1)) / weight
+
+
+def flicker(corrections: np.ndarray, cuts: Sequence[int] = (), valid: np.ndarray | None = None) -> float:
+    """Mean absolute frame-to-frame change of per-frame values (T, C), averaged over channels; pairs across a
+    scene cut or involving an invalid frame are left out. 0 for fewer than two usable frames."""
+    values = np.asarray(corrections, dtype=np.float64)
+    n = len(values)
+    if n < 2:
+        return 0.0
+    scenes = scene_ids(n, cuts)
+    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    usable = (scenes[1:] == scenes[:-1]) & valid[1:] & valid[:-1]
+    if not usable.any():
+        return 0.0
+    steps = np.abs(np.diff(values, axis=0)).mean(axis=1)
+    return float(steps[usable].mean())

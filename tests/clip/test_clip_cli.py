@@ -1,0 +1,203 @@
+"""``harmcli harmonize`` on videos and --sequence folders: clips the tests generate (64x48, 12-24 frames)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from tests.cli import assert_one_error, files_in, identity_weights, run, write_image  # noqa: F401 (fixtures)
+
+from . import jittery_weights, make_clip, mean_corrections, read_video, write_video  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    """A lossless 16-frame clip at 24000/1001 fps with its mask video."""
+    folder = tmp_path_factory.mktemp("clip")
+    comps, _, masks = make_clip(16)
+    rate = Fraction(24000, 1001)
+    return (write_video(folder / "clip.mkv", comps, rate=rate), write_video(folder / "mask.mkv", masks, rate=rate),
+            comps, masks)
+
+
+def test_lossless_video_keeps_frames_rate_size_and_background(run, tmp_path, clip_files, jittery_weights):
+    clip, mask, comps, masks = clip_files
+    out = tmp_path / "out.mkv"
+    result = run("harmonize", clip, "--mask", mask, "-o", out, "--codec", "ffv1", "--weights", jittery_weights)
+    assert result.code == 0, result.err
+    assert "16 frames" in result.err and "flicker" in result.err
+    frames, rate, _, _ = read_video(out)
+    assert len(frames) == 16 and rate == Fraction(24000, 1001)
+    assert frames[0].shape == comps[0].shape
+    for got, comp, m in zip(frames, comps, masks):
+        assert np.array_equal(got[m == 0], comp[m == 0])  # the background, bit for bit
+        assert np.abs(got[m == 255].astype(int) - comp[m == 255]).mean() > 2  # the subject was adjusted
+    assert files_in(tmp_path) == ["out.mkv"]
+
+
+def test_smoothing_halves_flicker_and_follows_a_change_of_light(run, tmp_path, jittery_weights):
+    comps, _, masks = make_clip(24, step_at=12, noise=2.0)
+    clip, mask = write_video(tmp_path / "c.mkv", comps), write_video(tmp_path / "m.mkv", masks)
+    measured = {}
+    for temporal in ("0", "1"):
+        out, report = tmp_path / f"out{temporal}.mkv", tmp_path / f"r{temporal}.json"
+        result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "ffv1", "--weights", jittery_weights,
+                     "--temporal", temporal, "--report", report)
+        assert result.code == 0, result.err
+        frames, *_ = read_video(out)
+        measured[temporal] = (mean_corrections(frames, comps, masks), json.loads(report.read_text()))
+    per_frame, smoothed = measured["0"][0], measured["1"][0]
+    report = measured["1"][1]
+    assert report["cuts"] == [12]  # the change of light is a new scene for the background histogram
+
+    def flicker(values):  # full resolution, pairs across the change left out
+        steps = np.abs(np.diff(values, axis=0)).mean(axis=1)
+        return np.delete(steps, 11).mean()
+
+    assert flicker(smoothed) <= 0.5 * flicker(per_frame)
+    assert report["flicker_smoothed"] <= 0.5 * report["flicker_per_frame"]
+    assert report["flicker_per_frame"] == pytest.approx(measured["0"][1]["flicker_smoothed"])
+    assert report["background_flicker"] == 0.0
+    # After the change the smoothed correction sits with the per-frame values after it, not before it.
+    before, after = per_frame[:12].mean(axis=0), per_frame[12:].mean(axis=0)
+    assert np.abs(after - before).mean() > 5
+    for t in (12, 13, 14):
+        assert np.abs(smoothed[t] - after).mean() < np.abs(smoothed[t] - before).mean(), t
+
+
+def test_audio_is_copied_and_a_still_mask_works(run, tmp_path, identity_weights):
+    comps, _, masks = make_clip(12)
+    clip = write_video(tmp_path / "clip.mp4", comps, codec="h264", audio=True)
+    mask = write_image(tmp_path / "mask.png", masks[5])
+    out = tmp_path / "out.mp4"
+    result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights, "--crf", "12")
+    assert result.code == 0, result.err
+    frames, rate, _, audio = read_video(out)
+    decoded, _, _, audio_in = read_video(clip)
+    assert len(frames) == 12 and rate == 12 and audio == audio_in > 0
+    # An identity network through a lossy codec: the decoded input comes back closely, with no colour shift
+    # (the same YUV matrix both ways).
+    diff = frames[6].astype(float) - decoded[6]
+    assert np.abs(diff).mean() < 1.5 and np.all(np.abs(diff.mean(axis=(0, 1))) < 0.5)
+
+
+def test_rgba_foreground_video_over_a_still_plate(run, tmp_path, jittery_weights):
+    comps, bgs, masks = make_clip(12)
+    fg = write_video(tmp_path / "fg.mov", [np.dstack([c, m]) for c, m in zip(comps, masks)], codec="png")
+    plate = write_image(tmp_path / "plate.png", bgs[0])
+    out = tmp_path / "out.mkv"
+    result = run("harmonize", fg, plate, "-o", out, "--codec", "ffv1", "--weights", jittery_weights)
+    assert result.code == 0, result.err
+    frames, *_ = read_video(out)
+    assert len(frames) == 12
+    assert np.array_equal(frames[3][masks[3] == 0], bgs[0][masks[3] == 0])
+
+
+def test_sequence_folders_in_and_out(run, tmp_path, jittery_weights):
+    comps, _, masks = make_clip(12)
+    for i, (c, m) in enumerate(zip(comps, masks)):
+        write_image(tmp_path / "frames" / f"shot_{i + 1:04d}.png", c)
+        write_image(tmp_path / "masks" / f"{i + 1:04d}.png", m)
+    out = tmp_path / "out"
+    result = run("harmonize", tmp_path / "frames", "-m", tmp_path / "masks", "--sequence", "-o", out,
+                 "--weights", jittery_weights, "--report", tmp_path / "r.json")
+    assert result.code == 0, result.err
+    assert files_in(out) == [f"shot_{i + 1:04d}.png" for i in range(12)]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames"] == 12 and report["flicker_smoothed"] < report["flicker_per_frame"]
+    # The same folders as a video at a given rate.
+    result = run("harmonize", tmp_path / "frames", "-m", tmp_path / "masks", "--sequence", "-o", tmp_path / "o.mkv",
+                 "--fps", "30000/1001", "--weights", jittery_weights, "--codec", "ffv1")
+    assert result.code == 0, result.err
+    frames, rate, *_ = read_video(tmp_path / "o.mkv")
+    assert len(frames) == 12 and rate == Fraction(30000, 1001)
+
+
+# ------------------------------------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture
+def short_mask(tmp_path, clip_files):
+    _, _, _, masks = clip_files
+    return write_video(tmp_path / "short.mkv", masks[:12], rate=Fraction(24000, 1001))
+
+
+def test_mismatched_frame_counts(run, tmp_path, clip_files, short_mask, identity_weights):
+    clip = clip_files[0]
+    result = run("harmonize", clip, "-m", short_mask, "-o", tmp_path / "o.mkv", "--weights", identity_weights)
+    assert_one_error(result, 1, "short.mkv", "12 frames", "16")
+    assert not (tmp_path / "o.mkv").exists() and files_in(tmp_path) == ["short.mkv"]
+
+
+def test_mismatched_rates_and_sizes(run, tmp_path, clip_files, identity_weights):
+    clip, _, comps, masks = clip_files
+    other_rate = write_video(tmp_path / "m25.mkv", masks, rate=Fraction(25))
+    result = run("harmonize", clip, "-m", other_rate, "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "25 fps", "24000/1001")
+    small = write_video(tmp_path / "small.mkv", [m[:32, :32] for m in masks], rate=Fraction(24000, 1001))
+    result = run("harmonize", clip, "-m", small, "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "32x32", "64x48")
+
+
+def test_missing_mask_frame_in_a_folder(run, tmp_path, clip_files, identity_weights):
+    clip, _, _, masks = clip_files
+    for i, m in enumerate(masks):
+        if i != 6:
+            write_image(tmp_path / "masks" / f"{i + 1:04d}.png", m)
+    result = run("harmonize", clip, "-m", tmp_path / "masks", "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "frame 7 is missing")
+    write_image(tmp_path / "masks" / "0007.png", masks[6])
+    (tmp_path / "masks" / "0016.png").unlink()  # now one frame short at the end
+    result = run("harmonize", clip, "-m", tmp_path / "masks", "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "15 frames", "16")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_interrupt_leaves_no_output(run, tmp_path, clip_files, identity_weights, monkeypatch):
+    import harmcli.clip.run as clip_run
+
+    clip, mask, _, _ = clip_files
+    real = clip_run._Writer.put
+    calls = []
+
+    def interrupted(self, item):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        real(self, item)
+
+    monkeypatch.setattr(clip_run._Writer, "put", interrupted)
+    result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert result.code == 130
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--temporal", "1.5"], "--temporal"),
+        (["--codec", "ffv1"], "ffv1 cannot go in a .mp4"),
+        (["--codec", "h264rgb", "--crf", "20"], "--crf does not apply"),
+        (["--codec", "mpeg2"], "--codec must be one of"),
+        (["--save-params", "x.json"], "--save-params"),
+        (["--fps", "25"], "--fps is for frame folders"),
+    ],
+)
+def test_usage_errors(run, tmp_path, clip_files, identity_weights, extra, fragment):
+    clip, mask, _, _ = clip_files
+    result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "o.mp4", "--weights", identity_weights, *extra)
+    assert_one_error(result, 2, fragment)
+
+
+def test_clip_options_on_images_and_an_image_output(run, tmp_path, clip_files, identity_weights):
+    clip, mask, comps, masks = clip_files
+    img, m = write_image(tmp_path / "a.png", comps[0]), write_image(tmp_path / "m.png", masks[0])
+    assert_one_error(run("harmonize", img, "-m", m, "-o", tmp_path / "o.png", "--temporal", "0.3"), 2, "--temporal")
+    result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "o.png", "--weights", identity_weights)
+    assert_one_error(result, 2, "video file")
+    (tmp_path / "exists.mp4").write_bytes(b"x")
+    result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "exists.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "already exists")
