@@ -227,7 +227,7 @@ class ClipInputs:
 
     def frames(self) -> Iterator[Frame]:
         """Every frame, in order; inputs that end early or run long raise InputMismatchError."""
-        from harmcli.batch import _over, _promote
+        from harmcli.batch.reading import _over, _promote
         from harmcli.ops.apply import mask_to_float
         from harmcli.ops.paste import make_composite
 
