@@ -93,10 +93,14 @@ class _Job:
 class HarmonizeJob(_Job):
     """Predict (or take) an adjustment, apply it inside the mask, write the image in the input's bit depth."""
 
-    def __init__(self, *, jpeg_quality: int = 95, save_params: Path | None = None, **kwargs):
+    def __init__(
+        self, *, jpeg_quality: int = 95, save_params: Path | None = None, strip_metadata: bool = False, **kwargs
+    ):
+        """``strip_metadata``: write no colour profile, EXIF or resolution (by default the output keeps them)."""
         super().__init__(extra_outputs=(save_params,) if save_params else (), **kwargs)
         self.jpeg_quality = jpeg_quality
         self.save_params = save_params
+        self.strip_metadata = strip_metadata
 
     def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
         from harmcli.io.images import write_image
@@ -105,6 +109,7 @@ class HarmonizeJob(_Job):
         item = inputs.item
         out, note = self.layout.output_for(item)
         notes = [note] if note else []
+        notes += inputs.notes
         if adjustment is None:
             notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the input unchanged")
             result = inputs.composite
@@ -114,7 +119,7 @@ class HarmonizeJob(_Job):
         written = [
             write_image(
                 out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=inputs.alpha,
-                protect=self.protected(item),
+                protect=self.protected(item), metadata=None if self.strip_metadata else inputs.metadata,
             )
         ]
         if self.save_params is not None:
@@ -133,7 +138,7 @@ class CurvesJob(_Job):
 
         item = inputs.item
         out, _ = self.layout.output_for(item)
-        notes = []
+        notes = list(inputs.notes)
         if adjustment is None:
             notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the identity adjustment")
             adjustment = Adjustment.identity()

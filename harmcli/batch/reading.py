@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from harmcli.batch.inputs import Item, InputSpec
 from harmcli.errors import InputMismatchError
+
+if TYPE_CHECKING:
+    from harmcli.io.metadata import ImageMetadata
 
 # A mask whose every pixel is at least this much foreground leaves nothing to harmonize against.
 ALL_FOREGROUND = 1.0 - 1e-3
@@ -61,6 +64,7 @@ class InputReader:
             composite = background = primary.rgb
             alpha = primary.alpha
             mask_name = str(item.mask)
+            metadata, notes = primary.metadata, ()
         else:
             from harmcli.ops.paste import make_composite
 
@@ -81,8 +85,10 @@ class InputReader:
             else:
                 mask = self._mask(item.mask, size, item.primary)
                 mask_name = str(item.mask)
+            foreground_rgb, notes = _in_background_space(primary, back)
+            metadata = back.metadata
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
-            foreground, background = _promote(primary.rgb, dtype), _promote(back.rgb, dtype)
+            foreground, background = _promote(foreground_rgb, dtype), _promote(back.rgb, dtype)
             composite = make_composite(foreground, background, mask)
             alpha = _over(mask, back.alpha) if back.alpha is not None else None
         if mask.size and float(mask.min()) >= ALL_FOREGROUND:
@@ -90,7 +96,24 @@ class InputReader:
                 f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
             )
         bit_depth = 16 if composite.dtype == np.uint16 else 8
-        return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name)
+        return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes)
+
+
+def _in_background_space(foreground, background) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The foreground's pixels in the background's colour space (the output's), and a note when converted."""
+    from harmcli.io import colour
+
+    source, target = foreground.metadata.icc, background.metadata.icc
+    if colour.same_space(source, target):
+        return foreground.rgb, ()
+    rgb, narrowed = colour.convert(foreground.rgb, source, target)
+    note = (
+        f"{foreground.path}: converted the foreground from {colour.profile_name(source)!r} into the background's "
+        f"colour space ({colour.profile_name(target)!r})"
+    )
+    if narrowed:
+        note += " at 8-bit precision (LUT-based profiles)"
+    return rgb, (note,)
 
 
 @dataclass
@@ -108,6 +131,8 @@ class LoadedInputs:
     alpha: np.ndarray | None
     bit_depth: int
     mask_name: str = ""  # the mask's file, for messages
+    metadata: "ImageMetadata | None" = None  # what the output inherits: the background's, or the composite's
+    notes: tuple[str, ...] = ()  # said once the item is done (e.g. a colour conversion)
 
     @property
     def mask_is_empty(self) -> bool:

@@ -246,6 +246,14 @@ def harmonize_command(
         Optional[Path],
         typer.Option("--report", help="Clips: also write timings and the flicker measure to this .json file.", show_default=False),
     ] = None,
+    strip_metadata: Annotated[
+        bool,
+        typer.Option(
+            "--strip-metadata",
+            help="Write no colour profile, EXIF or resolution (by default the output keeps the input's: the background's "
+            "for FG BG).",
+        ),
+    ] = False,
 ) -> None:
     """Harmonize a pasted subject with its background; the output keeps the input's bit depth.
 
@@ -298,6 +306,7 @@ def harmonize_command(
     job = batch.HarmonizeJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, jpeg_quality=jpeg_quality, save_params=save_params, protect=(params, weights),
+        strip_metadata=strip_metadata,
     )
     _run(job, spec, layout, reader, quiet=quiet, verb="harmonize")
 

@@ -3,7 +3,9 @@
 - ``.json``: the curves (shortest exact float32 text) and, when there is one, the shading map as ``<stem>.shading.tif`` beside
   it (referenced by relative path; an inline list of lists of gains is accepted too). Loads back exactly.
 - ``.cube``: a 1D LUT of 1024 entries (DaVinci Resolve, Premiere, ffmpeg ``lut1d``); curves only.
-- ``.acv``: a Photoshop Curves preset, at most 16 points per channel (see :func:`acv_points`); curves only.
+- ``.acv``: a Photoshop Curves preset, at most 16 points per channel, tuned so that the spline Photoshop draws
+  through them follows our curve (see :func:`photoshop_curve`, :func:`acv_points`); read through the same
+  spline; curves only.
 - ``.tif`` / ``.tiff``: the shading map alone, 16-bit grayscale (flat 64 x 64 when there is none).
 - ``.png``: a plot of the curves with a thumbnail of the shading map, for people (not loadable).
 
@@ -97,7 +99,8 @@ def load_adjustment(path: str | os.PathLike) -> Adjustment:
     """Read an adjustment written by :func:`save_adjustment` (or edited by hand / another tool).
 
     ``.json`` gives curves and shading; ``.cube`` (any 1D size) and ``.acv`` give curves only; a ``.tif`` /
-    ``.tiff`` shading map gives identity curves with that shading. Curves are read as piecewise-linear.
+    ``.tiff`` shading map gives identity curves with that shading. JSON and .cube curves are read as
+    piecewise-linear; .acv curves as Photoshop draws them (:func:`photoshop_curve`), sampled at every level.
 
     Raises:
         AdjustmentError: missing file, unknown extension, or any malformed or out-of-range content.
@@ -398,31 +401,154 @@ def _parse_cube(path: Path, data: bytes) -> Adjustment:
 # --------------------------------------------------------------------------------------------------- .acv
 
 
-def acv_points(adj: Adjustment) -> tuple[list[np.ndarray], float]:
-    """The Photoshop control points written for each channel, and the approximation error.
+# Photoshop draws the curve of a Curves preset as a natural cubic spline through its points (second derivative
+# zero at both end points), clipped to 0..255, and flat beyond the first and last point. Adobe does not publish
+# the formula; this is what the open-source readers of .acv files that reproduce Photoshop's curves use (FFmpeg's
+# curves filter with its `psfile` option, GPUImage's tone-curve filter), and it agrees with how the dialog
+# behaves: two points give a straight line, and a point dragged too far makes the curve overshoot and clip at
+# 0 or 255 rather than bend to stay inside. So harmcli reads .acv files through that spline, and chooses the
+# points it exports so that the same spline lands on its own curve.
+ACV_GOOD_ENOUGH = 0.75  # levels: stop adding points once the spline is this close (integer heights cost ~0.5)
 
-    Photoshop stores at most 16 points per curve, as integers in 0..255, kept at least 4 apart in input. For
-    each channel the points are chosen by dynamic programming to minimise the largest difference, over all
-    256 input levels, between our curve and the piecewise-linear curve through the points (each point sits
-    on our curve, rounded to the nearest level); the fewest points reaching that optimum (or half a level)
-    are kept. Typical predicted curves come out within 1/255.
+
+def photoshop_curve(points: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+    """Photoshop's curve through ``points`` ((n, 2) (input, output) in 0..255, inputs increasing).
+
+    A natural cubic spline, clipped to 0..255 and flat beyond the end points (see above). Evaluated at
+    ``inputs`` (float, 0..255; default every level 0..255); returns float64 output levels.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    inputs = np.arange(256, dtype=np.float64) if inputs is None else np.asarray(inputs, dtype=np.float64)
+    basis = _spline_basis(points[:, 0], inputs)
+    return np.clip(basis @ points[:, 1], 0.0, 255.0)
+
+
+def _spline_basis(knots: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """(len(inputs), n) matrix B with spline(inputs) = B @ heights for the natural spline on ``knots``.
+
+    The spline is linear in the heights, which is what lets the export fit them by least squares.
+    """
+    knots = np.asarray(knots, dtype=np.float64)
+    n = len(knots)
+    h = np.diff(knots)
+    # Second derivatives M = K @ heights; M_0 = M_{n-1} = 0 (natural), the inner ones from the continuity of
+    # the first derivative: h[i-1] M[i-1] + 2 (h[i-1] + h[i]) M[i] + h[i] M[i+1] = 6 (slope[i] - slope[i-1]).
+    second = np.zeros((n, n))
+    if n > 2:
+        inner = n - 2
+        system = np.zeros((inner, inner))
+        rhs = np.zeros((inner, n))
+        for r in range(inner):
+            i = r + 1
+            system[r, r] = 2.0 * (h[i - 1] + h[i])
+            if r > 0:
+                system[r, r - 1] = h[i - 1]
+            if r < inner - 1:
+                system[r, r + 1] = h[i]
+            rhs[r, i - 1] += 6.0 / h[i - 1]
+            rhs[r, i] -= 6.0 / h[i - 1] + 6.0 / h[i]
+            rhs[r, i + 1] += 6.0 / h[i]
+        second[1:-1] = np.linalg.solve(system, rhs)
+    t = np.clip(inputs, knots[0], knots[-1])
+    seg = np.clip(np.searchsorted(knots, t, side="right") - 1, 0, n - 2)
+    width = h[seg]
+    a = (knots[seg + 1] - t) / width
+    b = 1.0 - a
+    rows = np.arange(len(t))
+    basis = np.zeros((len(t), n))
+    basis[rows, seg] += a
+    basis[rows, seg + 1] += b
+    curvature = width**2 / 6.0
+    basis += ((a**3 - a) * curvature)[:, None] * second[seg] + ((b**3 - b) * curvature)[:, None] * second[seg + 1]
+    return basis
+
+
+def acv_points(adj: Adjustment) -> tuple[list[np.ndarray], float]:
+    """The Photoshop control points written for each channel, and how far Photoshop's curve is from ours.
+
+    Photoshop stores at most 16 points per curve, as integers in 0..255, at least 4 apart in input, and draws
+    the natural cubic spline of :func:`photoshop_curve` through them. For each channel the points are tuned
+    for that spline, not placed on our curve: knots are added one at a time where the spline is furthest from
+    our curve, every inner knot is moved while that lowers the least-squares error, and the heights are fitted
+    for the smallest largest error (Lawson's iteratively reweighted least squares), rounded, and nudged one
+    level at a time while that helps. The fewest points within :data:`ACV_GOOD_ENOUGH` levels are kept,
+    otherwise the best 16.
 
     Returns:
-        Per channel an (n, 2) int array of (input, output) points, and the largest difference found (in levels,
-        i.e. units of 1/255) between the original curves and the piecewise-linear reading of these points.
-        Photoshop itself draws a smooth spline through the points, which can differ a little more between them.
+        Per channel an (n, 2) int array of (input, output) points, and the largest difference, in levels
+        (1/255), between our curves and Photoshop's curves through these points, over the 256 input levels.
     """
     targets = adj.lut(256).astype(np.float64) * 255.0
     result, worst = [], 0.0
     for c in range(3):
-        points, error = _best_points(targets[:, c])
+        points, error = _fit_spline_points(targets[:, c])
         result.append(points)
         worst = max(worst, error)
     return result, worst
 
 
-def _best_points(target: np.ndarray) -> tuple[np.ndarray, float]:
-    """Minimax choice of at most ``ACV_MAX_POINTS`` integer points from level 0 to 255 approximating ``target``."""
+def _fit_spline_points(target: np.ndarray) -> tuple[np.ndarray, float]:
+    """At most ``ACV_MAX_POINTS`` integer points whose Photoshop curve is closest to ``target`` (256 levels).
+
+    Two starts: the two end points alone (best for smooth curves), and the knots of the best piecewise-linear
+    fit (they sit on the corners of a curve with kinks, which a spline needs a knot on each side of).
+    """
+    levels = np.arange(256, dtype=np.float64)
+    best: tuple[np.ndarray, float] | None = None
+    for start in ([0, 255], _linear_knots(target)):
+        points, error = _grow_knots(list(start), target, levels)
+        better = best is None or error < best[1] - 1e-9
+        if best is not None and max(error, best[1]) <= ACV_GOOD_ENOUGH:
+            better = len(points) < len(best[0])  # both good enough: the simpler curve
+        if better:
+            best = (points, error)
+    if best[1] > ACV_GOOD_ENOUGH:
+        best = _polish(best, target, levels)
+    return best
+
+
+def _polish(best: tuple[np.ndarray, float], target: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, float]:
+    """For curves still off: move knots again, now judged by the final integer minimax error (slower, exact)."""
+    points, error = best
+    knots = [int(k) for k in points[:, 0]]
+    for _ in range(3):
+        improved = False
+        for i in range(1, len(knots) - 1):
+            for step in (-4, -2, -1, 1, 2, 4):
+                moved = knots[i] + step
+                if not (knots[i - 1] + ACV_MIN_SPACING <= moved <= knots[i + 1] - ACV_MIN_SPACING):
+                    continue
+                trial = knots[:i] + [moved] + knots[i + 1 :]
+                heights, trial_error = _fit_heights(np.asarray(trial), target, levels)
+                if trial_error < error - 1e-9:
+                    knots, error, improved = trial, trial_error, True
+                    points = np.stack([np.asarray(trial), heights], axis=1).astype(int)
+        if not improved:
+            break
+    return points, error
+
+
+def _grow_knots(knots: list[int], target: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Move, fit, and add a knot where the spline misses most, until good enough or 16 points."""
+    best: tuple[np.ndarray, float] | None = None
+    while True:
+        knots = _move_knots(knots, target, levels)
+        heights, error = _fit_heights(np.asarray(knots), target, levels)
+        points = np.stack([np.asarray(knots), heights], axis=1).astype(int)
+        if best is None or error < best[1] - 1e-9:
+            best = (points, error)
+        if error <= ACV_GOOD_ENOUGH or len(knots) >= ACV_MAX_POINTS:
+            return best
+        miss = np.abs(photoshop_curve(points) - target)
+        distance = np.min(np.abs(levels[:, None] - np.asarray(knots)[None, :]), axis=1)
+        miss[distance < ACV_MIN_SPACING] = -1.0
+        if miss.max() < 0:
+            return best
+        knots = sorted([*knots, int(np.argmax(miss))])
+
+
+def _linear_knots(target: np.ndarray) -> list[int]:
+    """Inputs of the minimax piecewise-linear fit of ``target`` with at most 16 points (dynamic programming)."""
     n = len(target)
     heights = np.clip(np.rint(target), 0, 255)
     # cost[i, j]: largest error on [i, j] of the straight segment from point i to point j.
@@ -434,7 +560,6 @@ def _best_points(target: np.ndarray) -> tuple[np.ndarray, float]:
         errors = np.abs(heights[i] + slopes[:, None] * (positions - i)[None, :] - target[None, i:])
         errors[positions[None, :] > ends[:, None]] = 0.0
         cost[i, ends] = errors.max(axis=1)
-    # best[k][j]: smallest possible largest error reaching point j from 0 with k segments.
     best = np.full(n, np.inf)
     best[0] = 0.0
     history, parents = [], []
@@ -443,15 +568,71 @@ def _best_points(target: np.ndarray) -> tuple[np.ndarray, float]:
         parents.append(np.argmin(candidates, axis=0))
         best = candidates[parents[-1], np.arange(n)]
         history.append(best[n - 1])
-    optimum = min(history)
-    segments = next(k for k, error in enumerate(history, start=1) if error <= max(optimum, 0.5) + 1e-9)
+    segments = int(np.argmin(history)) + 1
     chosen, j = [n - 1], n - 1
     for k in range(segments - 1, -1, -1):
         j = int(parents[k][j])
         chosen.append(j)
-    chosen.reverse()
-    points = np.stack([np.asarray(chosen), heights[chosen].astype(int)], axis=1)
-    return points, float(history[segments - 1])
+    return sorted(set(chosen))
+
+
+def _least_squares_error(knots: np.ndarray, target: np.ndarray, levels: np.ndarray) -> float:
+    basis = _spline_basis(knots, levels)
+    heights = np.linalg.lstsq(basis, target, rcond=None)[0]
+    return float(np.abs(basis @ heights - target).max())
+
+
+def _move_knots(knots: list[int], target: np.ndarray, levels: np.ndarray) -> list[int]:
+    """Shift inner knots (keeping them integers, in order and ``ACV_MIN_SPACING`` apart) while it helps."""
+    knots = list(knots)
+    if len(knots) < 3:
+        return knots
+    error = _least_squares_error(np.asarray(knots, float), target, levels)
+    for _ in range(4):
+        improved = False
+        for i in range(1, len(knots) - 1):
+            for step in (-8, -4, -2, -1, 1, 2, 4, 8):
+                moved = knots[i] + step
+                if not (knots[i - 1] + ACV_MIN_SPACING <= moved <= knots[i + 1] - ACV_MIN_SPACING):
+                    continue
+                trial = knots[:i] + [moved] + knots[i + 1 :]
+                trial_error = _least_squares_error(np.asarray(trial, float), target, levels)
+                if trial_error < error - 1e-6:
+                    knots, error, improved = trial, trial_error, True
+        if not improved:
+            break
+    return knots
+
+
+def _fit_heights(knots: np.ndarray, target: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Integer heights (0..255) at ``knots`` minimising the largest error of the clipped spline."""
+    basis = _spline_basis(knots, levels)
+    weights = np.ones_like(target)
+    heights = np.linalg.lstsq(basis, target, rcond=None)[0]
+    for _ in range(40):  # Lawson: reweight towards where the error is largest -> minimax heights
+        residual = np.abs(basis @ heights - target)
+        weights = weights * np.maximum(residual, 1e-9)
+        weights /= weights.sum()
+        root = np.sqrt(weights)
+        heights = np.linalg.lstsq(basis * root[:, None], target * root, rcond=None)[0]
+    heights = np.clip(np.rint(heights), 0, 255)
+
+    def largest(h: np.ndarray) -> float:
+        return float(np.abs(np.clip(basis @ h, 0.0, 255.0) - target).max())
+
+    error = largest(heights)
+    for _ in range(30):
+        improved = False
+        for i in range(len(heights)):
+            for step in (-1.0, 1.0):
+                trial = heights.copy()
+                trial[i] = min(255.0, max(0.0, trial[i] + step))
+                trial_error = largest(trial)
+                if trial_error < error - 1e-9:
+                    heights, error, improved = trial, trial_error, True
+        if not improved:
+            break
+    return heights, error
 
 
 def _acv_bytes(adj: Adjustment) -> bytes:
@@ -469,6 +650,7 @@ def _acv_bytes(adj: Adjustment) -> bytes:
 
 
 def _parse_acv(path: Path, data: bytes) -> Adjustment:
+    """Photoshop's curves, drawn as Photoshop draws them (:func:`photoshop_curve`), sampled at the 256 levels."""
     where = f"Photoshop curves file '{path}'"
     try:
         version, count = struct.unpack_from(">hh", data, 0)
@@ -483,22 +665,23 @@ def _parse_acv(path: Path, data: bytes) -> Adjustment:
                 raise AdjustmentError(f"{where}: curve {i + 1} has {n} points (expected 2 .. 19)")
             pairs = np.asarray(struct.unpack_from(f">{2 * n}h", data, pos + 2), dtype=np.float64).reshape(n, 2)
             pos += 2 + 4 * n
-            x, y = pairs[:, 1] / 255.0, pairs[:, 0] / 255.0
-            # Photoshop lets the end points move inward; the curve is flat beyond them.
-            if x[0] > 0:
-                x, y = np.concatenate([[0.0], x]), np.concatenate([[y[0]], y])
-            if x[-1] < 1:
-                x, y = np.concatenate([x, [1.0]]), np.concatenate([y, [y[-1]]])
-            curves.append(_checked_curve(x, y, f"{where}: curve {i + 1}", tolerance=1e-9))
+            points = pairs[:, ::-1]  # stored as (output, input)
+            # Validated in 0..1 units; Photoshop lets the end points move inward (flat beyond them).
+            x, y = points[:, 0] / 255.0, points[:, 1] / 255.0
+            padded_x = np.concatenate([[0.0] if x[0] > 0 else [], x, [1.0] if x[-1] < 1 else []])
+            padded_y = np.concatenate([[y[0]] if x[0] > 0 else [], y, [y[-1]] if x[-1] < 1 else []])
+            _checked_curve(padded_x, padded_y, f"{where}: curve {i + 1}", tolerance=1e-9)
+            curves.append(points)
     except struct.error:
         raise AdjustmentError(f"{where} ends early (truncated or not an .acv file)") from None
     composite = curves[0]
     channels = curves[1:4] if count >= 4 else [composite] * 3
-    if count >= 4 and not np.array_equal(composite[0], composite[1]):
-        # Photoshop applies the composite curve after each channel's curve: sample the composition densely.
-        grid = np.linspace(0.0, 1.0, 256)
-        channels = [(grid, np.interp(np.interp(grid, x, y), *composite)) for x, y in channels]
-    return _curves_to_adjustment(channels, None, where)
+    levels = np.arange(256, dtype=np.float64)
+    values = [photoshop_curve(points) for points in channels]
+    if count >= 4 and not np.array_equal(composite[:, 0], composite[:, 1]):
+        # Photoshop applies the composite curve after each channel's curve.
+        values = [photoshop_curve(composite, inputs=v) for v in values]
+    return _curves_to_adjustment([(levels / 255.0, v / 255.0) for v in values], None, where)
 
 
 # --------------------------------------------------------------------------------------------------- .png plot

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, InputMismatchError, UsageError
+from harmcli.io.metadata import NO_METADATA, ImageMetadata, embed_metadata, finish_tiff, read_metadata, tiff_write_options
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -54,12 +55,14 @@ class LoadedImage:
         rgb: (H, W, 3) uint8 or uint16, RGB order. Grayscale files are expanded to three equal channels.
         alpha: (H, W) of the same dtype as ``rgb``, or None when the file has no alpha channel.
         bit_depth: 8 or 16, matching ``rgb.dtype``.
+        metadata: the file's RGB colour profile, EXIF (made upright) and resolution (see harmcli.io.metadata).
     """
 
     path: Path
     rgb: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int
+    metadata: ImageMetadata = NO_METADATA
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -93,7 +96,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
             format, or more than ``max_pixels`` pixels.
     """
     path = Path(path)
-    pixels = _load_pixels(path, max_pixels, for_mask=False)
+    pixels, data, kind = _load_pixels(path, max_pixels, for_mask=False)
+    metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
     alpha = None
     if pixels.ndim == 2:
         rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
@@ -105,7 +109,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     else:
         rgb = np.ascontiguousarray(pixels[..., :3])
         alpha = np.ascontiguousarray(pixels[..., 3])
-    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=16 if rgb.dtype == np.uint16 else 8)
+    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=16 if rgb.dtype == np.uint16 else 8, metadata=metadata)
 
 
 def read_mask(
@@ -124,7 +128,7 @@ def read_mask(
         max_pixels: as for :func:`read_image`.
     """
     path = Path(path)
-    pixels = _load_pixels(path, max_pixels, for_mask=True)
+    pixels, _, _ = _load_pixels(path, max_pixels, for_mask=True)
     scale = 1.0 / (65535.0 if pixels.dtype == np.uint16 else 255.0)
     if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
         alpha = pixels[..., -1]
@@ -148,8 +152,11 @@ def read_mask(
     return mask
 
 
-def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> np.ndarray:
-    """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright."""
+def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> tuple[np.ndarray, bytes, str]:
+    """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright.
+
+    Also returns the file's bytes and its format ("png", "jpeg", "tiff", "webp", "bmp"), for the metadata.
+    """
     ext = path.suffix.lower()
     if ext not in READ_EXTENSIONS:
         shown = f"'{ext}'" if ext else "without an extension"
@@ -167,7 +174,7 @@ def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> np.ndarray:
     else:
         pixels = _decode_opencv(path, data, header.kind, for_mask)
     _check_pixels(path, pixels.shape[1], pixels.shape[0], max_pixels)
-    return _apply_orientation(pixels, header.orientation)
+    return _apply_orientation(pixels, header.orientation), data, header.kind
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -490,6 +497,7 @@ def write_image(
     jpeg_quality: int = 95,
     alpha: np.ndarray | None = None,
     protect: Iterable[str | os.PathLike] = (),
+    metadata: ImageMetadata | None = None,
 ) -> Path:
     """Write an image atomically, in the format its extension names.
 
@@ -504,9 +512,11 @@ def write_image(
             (WebP, even lossless, may discard the colour of fully transparent pixels.)
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
+        metadata: colour profile, EXIF and resolution to store (JPEG, PNG, TIFF, WebP; BMP stores none);
+            None writes none. A gray image (no alpha) gets no colour profile, since profiles kept are RGB.
 
     Returns:
-        The path written. Files are written without metadata (EXIF is not copied; pixels are already upright).
+        The path written.
 
     Raises:
         ImageWriteError: unsupported extension, the output is a protected input, or the disk write failed.
@@ -532,8 +542,10 @@ def write_image(
         if rgb.ndim == 2:
             rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
 
+    if metadata is not None and rgb.ndim == 2 and metadata.icc is not None:
+        metadata = ImageMetadata(icc=None, exif=metadata.exif, dpi=metadata.dpi)
     if ext in _TIFF_EXTENSIONS:
-        return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha), protect=protect)
+        return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect)
 
     if rgb.ndim == 2:
         bgr = rgb
@@ -555,7 +567,11 @@ def write_image(
         raise ImageWriteError(f"cannot write '{path}': encoding failed ({_first_line(exc)})") from None
     if not ok:
         raise ImageWriteError(f"cannot write '{path}': OpenCV could not encode {ext} data")
-    return atomic_write(path, lambda fh: fh.write(encoded.data), protect=protect)
+    if metadata is not None and not metadata.is_empty:
+        encoded = embed_metadata(encoded.tobytes(), ext, metadata, has_alpha=alpha is not None)
+    else:
+        encoded = encoded.data
+    return atomic_write(path, lambda fh: fh.write(encoded), protect=protect)
 
 
 def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
@@ -572,7 +588,7 @@ def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
     raise ImageWriteError(f"cannot write '{path}': unsupported pixel type {data.dtype} (use uint8, uint16 or float)")
 
 
-def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None) -> None:
+def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None, metadata: ImageMetadata | None = None) -> None:
     import tifffile
 
     extrasamples = None
@@ -580,8 +596,11 @@ def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None) -> None
         rgb = np.dstack((rgb, alpha))
         extrasamples = ("unassalpha",)
     row_bytes = rgb.shape[1] * (rgb.shape[2] if rgb.ndim == 3 else 1) * rgb.itemsize
+    options = tiff_write_options(metadata)
+    # The EXIF sub-directories are appended after tifffile is done, so such a file is built in memory first.
+    target = io.BytesIO() if metadata is not None and metadata.exif is not None else fh
     tifffile.imwrite(
-        fh,
+        target,
         rgb,
         photometric="rgb" if rgb.ndim == 3 else "minisblack",
         extrasamples=extrasamples,
@@ -592,7 +611,10 @@ def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None) -> None
         predictor=True,
         rowsperstrip=max(1, (1 << 20) // row_bytes),
         metadata=None,
+        **options,
     )
+    if target is not fh:
+        fh.write(finish_tiff(target.getvalue(), metadata))
 
 
 def _output_extension(path: Path) -> str:

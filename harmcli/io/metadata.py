@@ -1,0 +1,509 @@
+"""Colour profile, EXIF and resolution: read from a file's container, written into an encoded output.
+
+Photographers' files carry three things besides pixels that harmcli keeps:
+
+- the **ICC colour profile** (what the RGB numbers mean: sRGB, Adobe RGB, ProPhoto ...). Only RGB profiles are
+  kept, since outputs are RGB; a gray or CMYK profile could not describe them. An untagged input stays untagged.
+- the **EXIF block** (camera, lens, date, copyright, GPS ...). It is rebuilt from its IFD0 (minus the tags that
+  describe pixel storage), Exif, GPS and Interoperability directories: the Orientation is set to 1 because the
+  pixels are already turned upright, and the thumbnail (IFD1) is dropped because it would show the old picture.
+  Maker notes are copied byte for byte; the few makes whose maker notes hold offsets into the original file
+  cannot be read back afterwards by tools that follow those offsets.
+- the **resolution** in dots per inch (JPEG's JFIF density, PNG's pHYs, TIFF's X/YResolution; WebP has no field
+  of its own and keeps the one in its EXIF block).
+
+Everything here works on the bytes already in memory: reading walks the container's chunks, segments or tags
+without decoding a pixel, and writing splices chunks/segments into the bytes the encoder produced (JPEG, PNG,
+WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never an error: the pixels matter more.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+# EXIF tags with special handling.
+_ORIENTATION = 274
+_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT = 282, 283, 296
+_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 34665, 34853, 40965
+_SUB_IFDS = {_EXIF_IFD, _GPS_IFD, _INTEROP_IFD}
+_ICC_TAG = 34675
+# IFD0 tags that describe how pixels (or a thumbnail) are stored, or that hold data the output no longer
+# matches (Photoshop's layers and resources, IPTC and XMP blocks) or that is carried separately (ICC).
+_STORAGE_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 292, 293, 317, 320, 322, 323,
+     324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 530, 531, 532, 700, 33723, 34377, _ICC_TAG, 37724}
+)
+# Bytes per value of each TIFF field type (1 BYTE ... 13 IFD).
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_TYPE_FORMAT = {1: "B", 3: "H", 4: "I", 5: "II", 6: "b", 8: "h", 9: "i", 10: "ii", 11: "f", 12: "d", 13: "I"}
+_MAX_ENTRIES = 1000
+_JPEG_SEGMENT_MAX = 65533  # payload of one APPn segment (its 16-bit length counts itself)
+_ICC_CHUNK = _JPEG_SEGMENT_MAX - 14  # "ICC_PROFILE\0" + sequence number + count
+_EXIF_PREFIX = b"Exif\x00\x00"
+_METRES_PER_INCH = 0.0254
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What an output inherits from its input, all optional.
+
+    Attributes:
+        icc: an RGB ICC profile, as stored.
+        exif: a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``), Orientation 1, no thumbnail.
+        dpi: (horizontal, vertical) resolution in dots per inch.
+    """
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.icc is None and self.exif is None and self.dpi is None
+
+
+NO_METADATA = ImageMetadata()
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def read_metadata(data: bytes, kind: str) -> ImageMetadata:
+    """The metadata of an encoded image (``kind``: "jpeg", "png", "tiff", "webp"; others have none)."""
+    try:
+        if kind == "jpeg":
+            return _read_jpeg(data)
+        if kind == "png":
+            return _read_png(data)
+        if kind == "tiff":
+            return _read_tiff(data)
+        if kind == "webp":
+            return _read_webp(data)
+    except (struct.error, ValueError, IndexError, zlib.error):
+        pass
+    return NO_METADATA
+
+
+def _finish(icc: bytes | None, exif_blob: bytes | None, dpi: tuple[float, float] | None) -> ImageMetadata:
+    exif, exif_dpi = clean_exif(exif_blob) if exif_blob else (None, None)
+    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi or exif_dpi)
+
+
+def is_rgb_profile(icc: bytes | None) -> bool:
+    """True for a plausible ICC profile whose data colour space is RGB (header bytes 16..20)."""
+    return icc is not None and len(icc) >= 132 and icc[36:40] == b"acsp" and icc[16:20] == b"RGB "
+
+
+def _read_jpeg(data: bytes) -> ImageMetadata:
+    pos, end = 2, len(data)
+    icc_chunks: dict[int, bytes] = {}
+    exif = None
+    dpi = None
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xDA or marker == 0xD9:  # start of scan: no metadata after this point
+            break
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        payload = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 12:
+            units, xd, yd = struct.unpack_from(">BHH", payload, 7)
+            if units in (1, 2) and xd and yd:
+                scale = 1.0 if units == 1 else 2.54
+                dpi = (xd * scale, yd * scale)
+        elif marker == 0xE1 and exif is None and payload.startswith(_EXIF_PREFIX):
+            exif = payload[6:]
+        elif marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00") and len(payload) > 14:
+            icc_chunks[payload[12]] = payload[14:]
+        pos += 2 + length
+    icc = b"".join(icc_chunks[k] for k in sorted(icc_chunks)) if icc_chunks else None
+    return _finish(icc, exif, dpi)
+
+
+def _read_png(data: bytes) -> ImageMetadata:
+    pos, end = 8, len(data)
+    icc = exif = dpi = None
+    while pos + 8 <= end:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"iCCP":
+            name_end = body.index(b"\x00")
+            icc = zlib.decompress(body[name_end + 2 :])
+        elif kind == b"eXIf":
+            exif = body[6:] if body.startswith(_EXIF_PREFIX) else body
+        elif kind == b"pHYs" and length >= 9:
+            x, y, unit = struct.unpack_from(">IIB", body)
+            if unit == 1 and x and y:  # pixels per metre: 300 dpi is stored as 11811, read back as 299.9994
+                dpi = (round(x * _METRES_PER_INCH, 2), round(y * _METRES_PER_INCH, 2))
+        elif kind in (b"IDAT", b"IEND"):
+            # Metadata chunks may follow IDAT, but only eXIf does so in practice; keep looking for it alone.
+            if kind == b"IEND" or exif is not None:
+                break
+        pos += 12 + length
+    return _finish(icc, exif, dpi)
+
+
+def _read_webp(data: bytes) -> ImageMetadata:
+    pos, end = 12, min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    icc = exif = None
+    while pos + 8 <= end:
+        fourcc, size = struct.unpack_from("<4sI", data, pos)
+        body = data[pos + 8 : pos + 8 + size]
+        if fourcc == b"ICCP":
+            icc = body
+        elif fourcc == b"EXIF":
+            exif = body[6:] if body.startswith(_EXIF_PREFIX) else body
+        pos += 8 + size + (size & 1)
+    return _finish(icc, exif, None)
+
+
+def _read_tiff(data: bytes) -> ImageMetadata:
+    """A TIFF file is itself TIFF-structured: its first IFD holds the ICC tag, the resolution and EXIF's IFD0 tags."""
+    order = _byte_order(data)
+    if data[2:4] not in (b"*\x00", b"\x00*"):  # BigTIFF (43): metadata not read
+        return NO_METADATA
+    (first,) = struct.unpack_from(order + "I", data, 4)
+    entries, _ = _parse_ifd(data, first, order, depth=0)
+    by_tag = {e.tag: e for e in entries}
+    icc = by_tag[_ICC_TAG].raw if _ICC_TAG in by_tag else None
+    exif_entries = [e for e in entries if e.tag not in _STORAGE_TAGS]
+    exif = _serialize(exif_entries, order) if _has_content(exif_entries) else None
+    return _finish(icc, exif, _exif_dpi(exif_entries, order))
+
+
+def _has_content(entries: list["_Entry"]) -> bool:
+    """Whether an IFD0 says anything besides orientation and resolution (tifffile writes those in every file)."""
+    return any(e.tag not in (_ORIENTATION, _X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT) for e in entries)
+
+
+# ------------------------------------------------------------------------------------------------ EXIF blocks
+
+
+@dataclass
+class _Entry:
+    """One TIFF/EXIF field: its raw value bytes in the block's byte order, or a sub-directory."""
+
+    tag: int
+    type: int
+    count: int
+    raw: bytes = b""
+    sub: list["_Entry"] | None = None
+
+
+def _byte_order(blob: bytes) -> str:
+    try:
+        return {b"II": "<", b"MM": ">"}[blob[:2]]
+    except KeyError:
+        raise ValueError("not TIFF-structured") from None
+
+
+def _parse_ifd(data: bytes, offset: int, order: str, depth: int) -> tuple[list[_Entry], int]:
+    """The fields of the directory at ``offset`` (sub-directories parsed too) and the next directory's offset."""
+    if depth > 4 or offset < 8 or offset + 2 > len(data):
+        raise ValueError("bad directory offset")
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    if count > _MAX_ENTRIES:
+        raise ValueError("implausible directory")
+    entries = []
+    for i in range(count):
+        at = offset + 2 + 12 * i
+        tag, kind, n = struct.unpack_from(order + "HHI", data, at)
+        size = _TYPE_SIZE.get(kind)
+        if size is None:
+            continue  # an unknown field type cannot be copied safely
+        nbytes = size * n
+        if nbytes <= 4:
+            raw = data[at + 8 : at + 8 + nbytes]
+        else:
+            (value_at,) = struct.unpack_from(order + "I", data, at + 8)
+            if value_at + nbytes > len(data):
+                continue  # points outside the block: a damaged field, dropped
+            raw = data[value_at : value_at + nbytes]
+        entry = _Entry(tag, kind, n, raw)
+        if tag in _SUB_IFDS:
+            if not (depth < 3 and n == 1 and kind in (4, 13)):
+                continue
+            (sub_at,) = struct.unpack_from(order + "I", raw)
+            try:
+                entry.sub, _ = _parse_ifd(data, sub_at, order, depth + 1)
+            except (ValueError, struct.error):
+                continue  # a damaged sub-directory is dropped, the rest kept
+        elif kind == 13:
+            continue  # a pointer to a directory we do not copy would point nowhere
+        entries.append(entry)
+    end = offset + 2 + 12 * count
+    (next_ifd,) = struct.unpack_from(order + "I", data, end) if end + 4 <= len(data) else (0,)
+    return entries, next_ifd
+
+
+def clean_exif(blob: bytes) -> tuple[bytes | None, tuple[float, float] | None]:
+    """Rebuild an EXIF block for an upright output: Orientation 1, no thumbnail, no pixel-storage tags.
+
+    Returns the new block (None when nothing is left or it is unreadable) and the resolution it states in dpi.
+    """
+    try:
+        order = _byte_order(blob)
+        (first,) = struct.unpack_from(order + "I", blob, 4)
+        entries, _ = _parse_ifd(blob, first, order, depth=0)  # IFD1 (the thumbnail) is not followed
+    except (ValueError, struct.error):
+        return None, None
+    entries = [e for e in entries if e.tag not in _STORAGE_TAGS]
+    return (_serialize(entries, order) if entries else None), _exif_dpi(entries, order)
+
+
+def _exif_dpi(entries: list[_Entry], order: str) -> tuple[float, float] | None:
+    by_tag = {e.tag: e for e in entries}
+    try:
+        unit = _values(by_tag[_RESOLUTION_UNIT], order)[0] if _RESOLUTION_UNIT in by_tag else 2
+        x = _values(by_tag[_X_RESOLUTION], order)
+        y = _values(by_tag[_Y_RESOLUTION], order)
+    except (KeyError, struct.error, IndexError):
+        return None
+    if unit not in (2, 3) or not (x[1] and y[1] and x[0] and y[0]):
+        return None
+    scale = 1.0 if unit == 2 else 2.54
+    return (x[0] / x[1] * scale, y[0] / y[1] * scale)
+
+
+def _values(entry: _Entry, order: str) -> tuple:
+    fmt = _TYPE_FORMAT[entry.type]
+    return struct.unpack(order + fmt * entry.count, entry.raw)
+
+
+def _serialize(entries: list[_Entry], order: str, base: int = 0) -> bytes:
+    """A TIFF-structured block (header + IFD0 + values + sub-directories) for ``entries``.
+
+    ``base`` is where the block will sit in its file: 0 for an EXIF block (offsets count from its own header).
+    Orientation is written as 1.
+    """
+    header = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", base + 8)
+    return header + _serialize_ifd(entries, order, base + 8, top=True)
+
+
+def _serialize_ifd(entries: list[_Entry], order: str, start: int, *, top: bool = False) -> bytes:
+    """One directory at file offset ``start``: entries, then out-of-line values, then sub-directories."""
+    entries = sorted(entries, key=lambda e: e.tag)
+    table_size = 2 + 12 * len(entries) + 4
+    out_of_line: list[bytes] = []
+    fields: list[bytes | _Entry] = []
+    pos = start + table_size
+    for entry in entries:
+        if entry.sub is not None:
+            fields.append(entry)  # its offset is known once the values are placed
+            continue
+        raw = entry.raw
+        if top and entry.tag == _ORIENTATION and entry.type == 3 and entry.count == 1:
+            raw = struct.pack(order + "H", 1)
+        if len(raw) <= 4:
+            fields.append(struct.pack(order + "HHI", entry.tag, entry.type, entry.count) + raw.ljust(4, b"\x00"))
+        else:
+            fields.append(struct.pack(order + "HHII", entry.tag, entry.type, entry.count, pos))
+            padded = raw + b"\x00" * (len(raw) & 1)  # offsets stay even, as TIFF asks
+            out_of_line.append(padded)
+            pos += len(padded)
+    subs: list[bytes] = []
+    for i, field in enumerate(fields):
+        if isinstance(field, _Entry):
+            block = _serialize_ifd(field.sub or [], order, pos)
+            fields[i] = struct.pack(order + "HHII", field.tag, 4, 1, pos)
+            subs.append(block)
+            pos += len(block)
+    table = struct.pack(order + "H", len(entries)) + b"".join(fields) + struct.pack(order + "I", 0)
+    return table + b"".join(out_of_line) + b"".join(subs)
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+def embed_metadata(encoded: bytes, ext: str, metadata: ImageMetadata | None, *, has_alpha: bool = False) -> bytes:
+    """``encoded`` (OpenCV's JPEG, PNG or WebP bytes) with ``metadata`` added; unchanged when there is none."""
+    if metadata is None or metadata.is_empty:
+        return encoded
+    if ext in (".jpg", ".jpeg"):
+        return _embed_jpeg(encoded, metadata)
+    if ext == ".png":
+        return _embed_png(encoded, metadata)
+    if ext == ".webp":
+        return _embed_webp(encoded, metadata, has_alpha)
+    return encoded  # BMP has no place for any of it
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def _embed_jpeg(encoded: bytes, metadata: ImageMetadata) -> bytes:
+    head, rest = encoded[:2], encoded[2:]
+    jfif = b""
+    if rest[:2] == b"\xff\xe0":  # the encoder's JFIF APP0: its density becomes the resolution
+        (length,) = struct.unpack_from(">H", rest, 2)
+        jfif, rest = bytearray(rest[: 2 + length]), rest[2 + length :]
+        if metadata.dpi is not None and jfif[4:9] == b"JFIF\x00" and len(jfif) >= 16:
+            struct.pack_into(">BHH", jfif, 11, 1, *(min(65535, max(1, round(v))) for v in metadata.dpi))
+    segments = [bytes(jfif)]
+    if metadata.exif is not None and len(metadata.exif) + 6 <= _JPEG_SEGMENT_MAX:
+        segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
+    if metadata.icc is not None:
+        chunks = [metadata.icc[i : i + _ICC_CHUNK] for i in range(0, len(metadata.icc), _ICC_CHUNK)]
+        if len(chunks) <= 255:
+            for k, chunk in enumerate(chunks, start=1):
+                segments.append(_segment(0xE2, b"ICC_PROFILE\x00" + bytes((k, len(chunks))) + chunk))
+    return head + b"".join(segments) + rest
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _embed_png(encoded: bytes, metadata: ImageMetadata) -> bytes:
+    (ihdr_length,) = struct.unpack_from(">I", encoded, 8)
+    split = 8 + 12 + ihdr_length  # signature + IHDR: the chunks below must come before PLTE and IDAT
+    chunks = []
+    if metadata.icc is not None:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata.icc)))
+    if metadata.dpi is not None:
+        x, y = (max(1, round(v / _METRES_PER_INCH)) for v in metadata.dpi)
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
+    if metadata.exif is not None:
+        chunks.append(_png_chunk(b"eXIf", metadata.exif))
+    return encoded[:split] + b"".join(chunks) + encoded[split:]
+
+
+def _riff_chunk(fourcc: bytes, body: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def exif_with_resolution(exif: bytes | None, dpi: tuple[float, float]) -> bytes:
+    """``exif`` (or a new EXIF block) stating the resolution ``dpi``: for WebP, whose only place for it is EXIF."""
+    order, entries = "<", []
+    if exif is not None:
+        try:
+            order = _byte_order(exif)
+            (first,) = struct.unpack_from(order + "I", exif, 4)
+            entries, _ = _parse_ifd(exif, first, order, depth=0)
+        except (ValueError, struct.error):
+            order, entries = "<", []
+    entries = [e for e in entries if e.tag not in (_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT)]
+    for tag, value in ((_X_RESOLUTION, dpi[0]), (_Y_RESOLUTION, dpi[1])):
+        entries.append(_Entry(tag, 5, 1, struct.pack(order + "II", round(value * 100), 100)))
+    entries.append(_Entry(_RESOLUTION_UNIT, 3, 1, struct.pack(order + "H", 2)))
+    return _serialize(entries, order)
+
+
+def _embed_webp(encoded: bytes, metadata: ImageMetadata, has_alpha: bool) -> bytes:
+    if metadata.dpi is not None:
+        metadata = ImageMetadata(metadata.icc, exif_with_resolution(metadata.exif, metadata.dpi), metadata.dpi)
+    if metadata.icc is None and metadata.exif is None:
+        return encoded
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = 12
+    while pos + 8 <= len(encoded):
+        fourcc, size = struct.unpack_from("<4sI", encoded, pos)
+        chunks.append((fourcc, encoded[pos + 8 : pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    width = height = None
+    for fourcc, body in chunks:
+        if fourcc == b"VP8X":
+            width = 1 + int.from_bytes(body[4:7], "little")
+            height = 1 + int.from_bytes(body[7:10], "little")
+        elif fourcc == b"VP8 " and width is None:
+            w, h = struct.unpack_from("<HH", body, 6)
+            width, height = w & 0x3FFF, h & 0x3FFF
+        elif fourcc == b"VP8L" and width is None:
+            (bits,) = struct.unpack_from("<I", body, 1)
+            width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if width is None:
+        return encoded
+    image = [(f, b) for f, b in chunks if f in (b"ALPH", b"VP8 ", b"VP8L")]
+    flags = 0x10 if has_alpha or any(f == b"ALPH" for f, _ in image) else 0
+    # The extended format's order: VP8X, ICCP, the image (ALPH + VP8, or VP8L), EXIF.
+    parts = []
+    if metadata.icc is not None:
+        flags |= 0x20
+        parts.append(_riff_chunk(b"ICCP", metadata.icc))
+    parts += [_riff_chunk(f, b) for f, b in image]
+    if metadata.exif is not None:
+        flags |= 0x08
+        parts.append(_riff_chunk(b"EXIF", metadata.exif))
+    vp8x = bytes((flags, 0, 0, 0)) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + _riff_chunk(b"VP8X", vp8x) + b"".join(parts)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+# TIFF: the EXIF IFD0 fields become tags of the image's own IFD0; the Exif and GPS directories are appended
+# after tifffile has written the file (it refuses to write their pointer tags), through placeholder tags one
+# code below them, so that the directory stays sorted when the code is corrected.
+_PLACEHOLDER = {_EXIF_IFD: _EXIF_IFD - 1, _GPS_IFD: _GPS_IFD - 1}
+
+
+def tiff_write_options(metadata: ImageMetadata | None) -> dict:
+    """Keyword arguments for ``tifffile.imwrite`` carrying ``metadata`` (pair with :func:`finish_tiff`)."""
+    if metadata is None or metadata.is_empty:
+        return {}
+    options: dict = {}
+    if metadata.icc is not None:
+        options["iccprofile"] = metadata.icc
+    if metadata.dpi is not None:
+        options["resolution"] = metadata.dpi
+        options["resolutionunit"] = "INCH"
+    if metadata.exif is not None:
+        try:
+            order = _byte_order(metadata.exif)
+            (first,) = struct.unpack_from(order + "I", metadata.exif, 4)
+            entries, _ = _parse_ifd(metadata.exif, first, order, depth=0)
+        except (ValueError, struct.error):
+            return options
+        tags = []
+        for entry in entries:
+            if entry.tag in (_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT):
+                continue  # tifffile writes these itself (from ``resolution``)
+            if entry.sub is not None:
+                if entry.tag in _PLACEHOLDER:
+                    tags.append((_PLACEHOLDER[entry.tag], 4, 1, 0, True))
+                continue
+            if entry.tag == _ORIENTATION:
+                tags.append((_ORIENTATION, 3, 1, 1, True))
+            elif entry.type in (1, 2, 6, 7):
+                value = entry.raw.rstrip(b"\x00") if entry.type == 2 else entry.raw
+                tags.append((entry.tag, entry.type, None if entry.type == 2 else entry.count, value, True))
+            else:
+                tags.append((entry.tag, entry.type, entry.count, _values(entry, order), True))
+        options["extratags"] = tags
+        options["byteorder"] = order
+        options["software"] = False  # the EXIF's own Software tag, if any, says what made the picture
+    return options
+
+
+def finish_tiff(data: bytes, metadata: ImageMetadata | None) -> bytes:
+    """Append the EXIF sub-directories to a TIFF written with :func:`tiff_write_options` and point to them."""
+    if metadata is None or metadata.exif is None:
+        return data
+    try:
+        order = _byte_order(metadata.exif)
+        (first,) = struct.unpack_from(order + "I", metadata.exif, 4)
+        entries, _ = _parse_ifd(metadata.exif, first, order, depth=0)
+    except (ValueError, struct.error):
+        return data
+    subs = {e.tag: e.sub for e in entries if e.sub is not None and e.tag in _PLACEHOLDER}
+    if not subs or _byte_order(data) != order:
+        return data
+    out = bytearray(data)
+    (ifd0,) = struct.unpack_from(order + "I", out, 4)
+    (count,) = struct.unpack_from(order + "H", out, ifd0)
+    for i in range(count):
+        at = ifd0 + 2 + 12 * i
+        (tag,) = struct.unpack_from(order + "H", out, at)
+        for real, placeholder in _PLACEHOLDER.items():
+            if tag == placeholder and real in subs:
+                if len(out) & 1:
+                    out += b"\x00"
+                start = len(out)
+                out += _serialize_ifd(subs[real], order, start)
+                struct.pack_into(order + "HHII", out, at, real, 4, 1, start)
+    return bytes(out)
