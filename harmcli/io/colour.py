@@ -68,13 +68,12 @@ def convert(rgb: np.ndarray, source: bytes | None, destination: bytes | None) ->
     Returns the converted pixels (same dtype) and whether 16-bit data had to go through 8 bits (LUT-based
     profiles, see the module docstring).
     """
-    src, dst = source or _srgb_bytes(), destination or _srgb_bytes()
     if rgb.dtype == np.uint8:
-        return _convert_lcms(rgb, src, dst), False
-    model = _matrix_model(src, dst)
+        return _convert_lcms(rgb, source, destination), False
+    model = _matrix_model(source or _srgb_bytes(), destination or _srgb_bytes())
     if model is None:
         narrow = np.rint(rgb.astype(np.float32) / 257.0).astype(np.uint8)
-        return _convert_lcms(narrow, src, dst).astype(np.uint16) * np.uint16(257), True
+        return _convert_lcms(narrow, source, destination).astype(np.uint16) * np.uint16(257), True
     return model.apply(rgb), False
 
 
@@ -86,12 +85,15 @@ def _srgb_bytes() -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _lcms_transform(src: bytes, dst: bytes):
+def _lcms_transform(src: bytes | None, dst: bytes | None):
     from PIL import ImageCms
 
+    def open_profile(icc: bytes | None):
+        return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB") if icc is None else io.BytesIO(icc))
+
     return ImageCms.buildTransform(
-        ImageCms.ImageCmsProfile(io.BytesIO(src)),
-        ImageCms.ImageCmsProfile(io.BytesIO(dst)),
+        open_profile(src),
+        open_profile(dst),
         "RGB",
         "RGB",
         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
@@ -100,7 +102,7 @@ def _lcms_transform(src: bytes, dst: bytes):
     )
 
 
-def _convert_lcms(rgb: np.ndarray, src: bytes, dst: bytes) -> np.ndarray:
+def _convert_lcms(rgb: np.ndarray, src: bytes | None, dst: bytes | None) -> np.ndarray:
     from PIL import Image, ImageCms
 
     out = ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb), "RGB"), _lcms_transform(src, dst))

@@ -139,14 +139,21 @@ def _read_png(data: bytes) -> ImageMetadata:
             exif = body[6:] if body.startswith(_EXIF_PREFIX) else body
         elif kind == b"pHYs" and length >= 9:
             x, y, unit = struct.unpack_from(">IIB", body)
-            if unit == 1 and x and y:  # pixels per metre: 300 dpi is stored as 11811, read back as 299.9994
-                dpi = (round(x * _METRES_PER_INCH, 2), round(y * _METRES_PER_INCH, 2))
+            if unit == 1 and x and y:
+                dpi = (_ppm_to_dpi(x), _ppm_to_dpi(y))
         elif kind in (b"IDAT", b"IEND"):
             # Metadata chunks may follow IDAT, but only eXIf does so in practice; keep looking for it alone.
             if kind == b"IEND" or exif is not None:
                 break
         pos += 12 + length
     return _finish(icc, exif, dpi)
+
+
+def _ppm_to_dpi(ppm: int) -> float:
+    """Pixels per metre to dots per inch; 300 dpi is stored as 11811 ppm, which is read back as 300, not 299.9994."""
+    dpi = ppm * _METRES_PER_INCH
+    whole = round(dpi)
+    return float(whole) if whole and round(whole / _METRES_PER_INCH) == ppm else dpi
 
 
 def _read_webp(data: bytes) -> ImageMetadata:

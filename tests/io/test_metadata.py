@@ -1,0 +1,251 @@
+"""Colour profiles, EXIF and resolution survive read_image -> write_image in every format; untagged stays untagged.
+
+Inputs are made here with Pillow and tifffile (not harmcli), with an EXIF block built byte by byte, and outputs
+are checked with Pillow and tifffile.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import ExifTags, Image, ImageCms
+
+from harmcli.io.images import read_image, write_image
+from harmcli.io.metadata import ImageMetadata, read_metadata
+
+from .icc import ADOBE_RGB, PROPHOTO_RGB, build_rgb_profile
+
+ADOBE = build_rgb_profile("Adobe RGB (1998) (test)", **ADOBE_RGB)
+PROPHOTO = build_rgb_profile("ProPhoto RGB (test)", **PROPHOTO_RGB)
+MAKE, DATETIME, COPYRIGHT = "Canon", "2024:05:06 07:08:09", "(c) Jane Doe"
+DATETIME_ORIGINAL = "2024:05:06 07:08:00"
+
+
+def _ifd(entries, start: int) -> tuple[bytes, bytes]:
+    """A little-endian IFD at offset ``start``: (table, out-of-line values). entries: (tag, type, count, bytes)."""
+    table_size = 2 + 12 * len(entries) + 4
+    table, values = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, raw in sorted(entries):
+        if len(raw) <= 4:
+            table += struct.pack("<HHI", tag, kind, count) + raw.ljust(4, b"\x00")
+        else:
+            table += struct.pack("<HHII", tag, kind, count, start + table_size + len(values))
+            values += raw + b"\x00" * (len(raw) & 1)
+    return table + struct.pack("<I", 0), values  # next IFD: none (IFD0's is patched to point to IFD1)
+
+
+def _ascii(tag, text):
+    raw = text.encode() + b"\x00"
+    return (tag, 2, len(raw), raw)
+
+
+def exif_block(orientation: int = 6, thumbnail: bool = True) -> bytes:
+    """A camera-like EXIF block (TIFF structure): IFD0, an Exif sub-IFD and, optionally, IFD1 with a thumbnail."""
+    ok, thumb = cv2.imencode(".jpg", np.full((8, 8, 3), 200, np.uint8))
+    thumb = thumb.tobytes()
+    exif_entries = [(33434, 5, 1, struct.pack("<II", 1, 250)), _ascii(36867, DATETIME_ORIGINAL)]
+    ifd0_entries = [
+        _ascii(271, MAKE), (274, 3, 1, struct.pack("<H", orientation)), (282, 5, 1, struct.pack("<II", 300, 1)),
+        (283, 5, 1, struct.pack("<II", 300, 1)), (296, 3, 1, struct.pack("<H", 2)), _ascii(306, DATETIME),
+        _ascii(33432, COPYRIGHT), (34665, 4, 1, b"\x00" * 4),
+    ]
+    # Lay out: header, IFD0, its values, Exif IFD, its values, IFD1, its values, thumbnail.
+    table0, values0 = _ifd(ifd0_entries, 8)
+    exif_at = 8 + len(table0) + len(values0)
+    ifd0_entries[-1] = (34665, 4, 1, struct.pack("<I", exif_at))
+    table0, values0 = _ifd(ifd0_entries, 8)
+    table_e, values_e = _ifd(exif_entries, exif_at)
+    ifd1_at = exif_at + len(table_e) + len(values_e)
+    blob = bytearray(b"II*\x00" + struct.pack("<I", 8) + table0 + values0 + table_e + values_e)
+    if thumbnail:
+        thumb_at = ifd1_at + 2 + 12 * 3 + 4
+        table1, _ = _ifd([(259, 3, 1, struct.pack("<H", 6)), (513, 4, 1, struct.pack("<I", thumb_at)),
+                          (514, 4, 1, struct.pack("<I", len(thumb)))], ifd1_at)
+        struct.pack_into("<I", blob, 8 + len(table0) - 4, ifd1_at)  # IFD0's link to IFD1
+        blob += table1 + thumb
+    return bytes(blob)
+
+
+def next_ifd(exif: Image.Exif | bytes) -> int:
+    """The offset of IFD1 (the thumbnail) in a TIFF-structured EXIF block: 0 when there is none."""
+    order = "<" if exif[:2] == b"II" else ">"
+    (first,) = struct.unpack_from(order + "I", exif, 4)
+    (count,) = struct.unpack_from(order + "H", exif, first)
+    return struct.unpack_from(order + "I", exif, first + 2 + 12 * count)[0]
+
+
+def camera_rgb(height=40, width=60) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (height // 4, width // 4, 3)).astype(np.uint8)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.fixture
+def adobe_jpeg(tmp_path):
+    """An Adobe RGB camera JPEG: ICC profile, EXIF (rotated 90° by Orientation 6, with a thumbnail), 300 dpi."""
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(camera_rgb()).save(path, quality=95, icc_profile=ADOBE, exif=b"Exif\x00\x00" + exif_block(), dpi=(300, 300))
+    with Image.open(path) as im:  # the input really has all of it
+        assert im.info["icc_profile"] == ADOBE and im.info["dpi"] == (300, 300)
+        assert im.getexif()[274] == 6 and next_ifd(im.info["exif"][6:]) != 0
+    return path
+
+
+def check_exif(exif: Image.Exif) -> None:
+    assert (exif.get(271), exif.get(306), exif.get(33432)) == (MAKE, DATETIME, COPYRIGHT)
+    assert exif.get(274, 1) == 1  # pixels are upright now
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    assert sub[36867] == DATETIME_ORIGINAL and float(sub[33434]) == pytest.approx(1 / 250)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".webp"])
+def test_adobe_rgb_jpeg_round_trip(tmp_path, adobe_jpeg, ext):
+    loaded = read_image(adobe_jpeg)
+    assert loaded.rgb.shape == (60, 40, 3)  # turned upright
+    out = write_image(tmp_path / f"out{ext}", loaded.rgb, metadata=loaded.metadata)
+    with Image.open(out) as im:
+        assert im.info["icc_profile"] == ADOBE  # byte for byte
+        exif = im.getexif()
+        check_exif(exif)
+        assert not exif.get_ifd(ExifTags.IFD.IFD1)  # no stale thumbnail
+        if ext == ".webp":  # WebP's only place for a resolution is its EXIF
+            assert (float(exif[282]), float(exif[283]), exif[296]) == (300.0, 300.0, 2)
+        else:
+            assert tuple(float(v) for v in im.info["dpi"]) == pytest.approx((300, 300), abs=1e-3)
+    again = read_image(out)
+    assert again.metadata.icc == ADOBE and again.metadata.dpi == pytest.approx((300, 300))
+    if ext in (".png", ".tif"):  # lossless: read back upright, not turned a second time
+        np.testing.assert_array_equal(again.rgb, loaded.rgb)
+    else:
+        assert again.rgb.shape == loaded.rgb.shape and np.abs(again.rgb.astype(int) - loaded.rgb).mean() < 8  # lossy
+
+
+def test_prophoto_16bit_tiff_round_trip(tmp_path):
+    rgb = (camera_rgb().astype(np.uint16) * 257 + np.arange(60, dtype=np.uint16)[None, :, None]).astype(np.uint16)
+    source = tmp_path / "scan.tif"
+    tifffile.imwrite(
+        source, rgb, photometric="rgb", iccprofile=PROPHOTO, resolution=(300, 300), resolutionunit="INCH",
+        metadata=None, extratags=[(271, 2, None, MAKE, True), (306, 2, None, DATETIME, True), (33432, 2, None, COPYRIGHT, True)],
+    )
+    loaded = read_image(source)
+    assert loaded.bit_depth == 16 and loaded.metadata.icc == PROPHOTO and loaded.metadata.dpi == (300.0, 300.0)
+    out = write_image(tmp_path / "out.tif", loaded.rgb, metadata=loaded.metadata)
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        np.testing.assert_array_equal(page.asarray(), rgb)  # 16-bit kept
+        tags = page.tags
+        assert tags["InterColorProfile"].value == PROPHOTO
+        assert (tags["Make"].value, tags["DateTime"].value, tags["Copyright"].value) == (MAKE, DATETIME, COPYRIGHT)
+        assert tags["XResolution"].value == (300, 1) and tags["ResolutionUnit"].value == 2
+    # The same tags become an EXIF block in a JPEG.
+    jpeg = write_image(tmp_path / "out.jpg", loaded.rgb, metadata=loaded.metadata)
+    with Image.open(jpeg) as im:
+        assert im.info["icc_profile"] == PROPHOTO and im.info["dpi"] == (300, 300)
+        exif = im.getexif()
+        assert (exif[271], exif[306], exif[33432]) == (MAKE, DATETIME, COPYRIGHT)
+
+
+def test_exif_sub_directory_written_into_tiff(tmp_path, adobe_jpeg):
+    loaded = read_image(adobe_jpeg)
+    out = write_image(tmp_path / "out.tif", loaded.rgb, bit_depth=16, metadata=loaded.metadata)
+    with tifffile.TiffFile(out) as tif:
+        sub = tif.pages[0].tags["ExifTag"].value  # tifffile follows the pointer harmcli patched in
+        assert sub["DateTimeOriginal"] == DATETIME_ORIGINAL and sub["ExposureTime"] == (1, 250)
+        assert tif.pages[0].tags["Orientation"].value == 1
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    pos, kinds = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        kinds.append(kind)
+        pos += 12 + length
+    return kinds
+
+
+def _jpeg_markers(data: bytes) -> list[int]:
+    pos, markers = 2, []
+    while data[pos + 1] != 0xDA:
+        markers.append(data[pos + 1])
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return markers
+
+
+def test_untagged_inputs_stay_untagged(tmp_path):
+    rgb = camera_rgb()
+    cv2.imwrite(str(tmp_path / "plain.png"), rgb)
+    cv2.imwrite(str(tmp_path / "plain.jpg"), rgb)
+    for name in ("plain.png", "plain.jpg"):
+        loaded = read_image(tmp_path / name)
+        assert loaded.metadata.is_empty
+        png = write_image(tmp_path / f"{name}.png", loaded.rgb, metadata=loaded.metadata).read_bytes()
+        assert not {b"iCCP", b"sRGB", b"eXIf", b"pHYs"} & set(_png_chunks(png))
+        jpg = write_image(tmp_path / f"{name}.jpg", loaded.rgb, metadata=loaded.metadata).read_bytes()
+        assert not {0xE1, 0xE2} & set(_jpeg_markers(jpg))
+        with tifffile.TiffFile(write_image(tmp_path / f"{name}.tif", loaded.rgb, metadata=loaded.metadata)) as tif:
+            assert "InterColorProfile" not in tif.pages[0].tags and "ExifTag" not in tif.pages[0].tags
+
+
+def test_png_metadata_into_jpeg(tmp_path):
+    source = tmp_path / "in.png"
+    exif = Image.Exif()
+    exif[271], exif[33432] = MAKE, COPYRIGHT
+    Image.fromarray(camera_rgb()).save(source, icc_profile=ADOBE, dpi=(240, 240), exif=exif)
+    loaded = read_image(source)
+    assert loaded.metadata.icc == ADOBE and loaded.metadata.dpi == (240.0, 240.0)
+    out = write_image(tmp_path / "out.jpg", loaded.rgb, metadata=loaded.metadata)
+    with Image.open(out) as im:
+        assert im.info["icc_profile"] == ADOBE and im.info["dpi"] == (240, 240)
+        assert (im.getexif()[271], im.getexif()[33432]) == (MAKE, COPYRIGHT)
+
+
+def test_webp_with_alpha_keeps_profile_and_alpha(tmp_path):
+    rgb, alpha = camera_rgb(), np.tile(np.linspace(0, 255, 60).astype(np.uint8), (40, 1))
+    for quality in (90, 100):  # lossy (VP8 + ALPH) and lossless (VP8L)
+        out = write_image(tmp_path / f"a{quality}.webp", rgb, alpha=alpha, jpeg_quality=quality,
+                          metadata=ImageMetadata(icc=ADOBE))
+        decoded = cv2.imdecode(np.frombuffer(out.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded.shape == (40, 60, 4) and np.abs(decoded[..., 3].astype(int) - alpha).max() <= 2
+        with Image.open(out) as im:
+            assert im.info["icc_profile"] == ADOBE and im.mode == "RGBA"
+
+
+def test_large_profile_spans_several_jpeg_segments(tmp_path):
+    big = ADOBE + bytes(150_000)  # a profile over 64 KB (real ones with big LUTs exist) needs 3 APP2 segments
+    out = write_image(tmp_path / "big.jpg", camera_rgb(), metadata=ImageMetadata(icc=big))
+    assert _jpeg_markers(out.read_bytes()).count(0xE2) == 3
+    with Image.open(out) as im:
+        assert im.info["icc_profile"] == big
+    assert read_image(out).metadata.icc == big
+
+
+def test_non_rgb_profiles_and_damaged_exif_are_dropped(tmp_path):
+    gray = bytearray(ADOBE)
+    gray[16:20] = b"GRAY"
+    path = tmp_path / "gray.jpg"
+    Image.fromarray(camera_rgb()).save(path, icc_profile=bytes(gray), exif=b"Exif\x00\x00II*\x00\xff\xff\x00\x00")
+    loaded = read_image(path)  # the image itself is fine
+    assert loaded.metadata.icc is None and loaded.metadata.exif is None
+    assert read_metadata(b"\xff\xd8\xff\xe1\x00\x04", "jpeg").is_empty  # a segment running off the end
+
+
+def test_srgb_profile_from_pillow_round_trips_in_16bit_png(tmp_path):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = camera_rgb().astype(np.uint16) * 257
+    out = write_image(tmp_path / "s.png", rgb, metadata=ImageMetadata(icc=srgb, dpi=(72.0, 72.0)))
+    data = out.read_bytes()
+    pos = data.index(b"iCCP")
+    (length,) = struct.unpack(">I", data[pos - 4 : pos])
+    name, _, rest = data[pos + 4 : pos + 4 + length].partition(b"\x00")
+    assert rest[0] == 0 and zlib.decompress(rest[1:]) == srgb  # compression method 0: zlib
+    assert _png_chunks(data).index(b"iCCP") < _png_chunks(data).index(b"IDAT")
+    loaded = read_image(out)
+    assert loaded.bit_depth == 16 and loaded.metadata.icc == srgb and loaded.metadata.dpi == (72.0, 72.0)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.info["icc_profile"] == srgb
