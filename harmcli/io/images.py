@@ -10,6 +10,9 @@ partly grey picture. Every problem is an :class:`~harmcli.errors.ImageReadError`
 
 Writing goes to a temporary file in the destination folder that is renamed over the destination only once
 it is complete (``os.replace``), so an interrupted or failed write never leaves a partial file behind.
+
+Colour profile, EXIF and resolution are read from the bytes already in memory and written back by
+:mod:`harmcli.io.metadata` (``LoadedImage.metadata``, ``write_image(metadata=...)``).
 """
 
 from __future__ import annotations

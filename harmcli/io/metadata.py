@@ -179,9 +179,19 @@ def _read_tiff(data: bytes) -> ImageMetadata:
     entries, _ = _parse_ifd(data, first, order, depth=0)
     by_tag = {e.tag: e for e in entries}
     icc = by_tag[_ICC_TAG].raw if _ICC_TAG in by_tag else None
-    exif_entries = [e for e in entries if e.tag not in _STORAGE_TAGS]
+    exif_entries = [e for e in entries if e.tag not in _STORAGE_TAGS and not _is_tool_stamp(e)]
     exif = _serialize(exif_entries, order) if _has_content(exif_entries) else None
     return _finish(icc, exif, _exif_dpi(exif_entries, order))
+
+
+def _is_tool_stamp(entry: "_Entry") -> bool:
+    """What Python imaging libraries write into every TIFF (tifffile's shape JSON and name, ImageJ's header):
+    not a description of the photograph, so not copied into EXIF."""
+    if entry.type != 2:
+        return False
+    if entry.tag == 270:
+        return entry.raw.startswith((b'{"shape":', b"ImageJ=", b"shape=("))
+    return entry.tag == 305 and entry.raw.rstrip(b"\x00") == b"tifffile.py"
 
 
 def _has_content(entries: list["_Entry"]) -> bool:

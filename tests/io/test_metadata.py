@@ -50,19 +50,22 @@ def exif_block(orientation: int = 6, thumbnail: bool = True) -> bytes:
     ok, thumb = cv2.imencode(".jpg", np.full((8, 8, 3), 200, np.uint8))
     thumb = thumb.tobytes()
     exif_entries = [(33434, 5, 1, struct.pack("<II", 1, 250)), _ascii(36867, DATETIME_ORIGINAL)]
+    gps_entries = [(0, 1, 4, bytes((2, 3, 0, 0))), _ascii(1, "N"), (2, 5, 3, struct.pack("<6I", 48, 1, 51, 1, 30, 1))]
     ifd0_entries = [
         _ascii(271, MAKE), (274, 3, 1, struct.pack("<H", orientation)), (282, 5, 1, struct.pack("<II", 300, 1)),
         (283, 5, 1, struct.pack("<II", 300, 1)), (296, 3, 1, struct.pack("<H", 2)), _ascii(306, DATETIME),
-        _ascii(33432, COPYRIGHT), (34665, 4, 1, b"\x00" * 4),
+        _ascii(33432, COPYRIGHT), (34665, 4, 1, b"\x00" * 4), (34853, 4, 1, b"\x00" * 4),
     ]
-    # Lay out: header, IFD0, its values, Exif IFD, its values, IFD1, its values, thumbnail.
+    # Lay out: header, IFD0, its values, Exif IFD, its values, GPS IFD, its values, IFD1, thumbnail.
     table0, values0 = _ifd(ifd0_entries, 8)
     exif_at = 8 + len(table0) + len(values0)
-    ifd0_entries[-1] = (34665, 4, 1, struct.pack("<I", exif_at))
-    table0, values0 = _ifd(ifd0_entries, 8)
     table_e, values_e = _ifd(exif_entries, exif_at)
-    ifd1_at = exif_at + len(table_e) + len(values_e)
-    blob = bytearray(b"II*\x00" + struct.pack("<I", 8) + table0 + values0 + table_e + values_e)
+    gps_at = exif_at + len(table_e) + len(values_e)
+    table_g, values_g = _ifd(gps_entries, gps_at)
+    ifd0_entries[-2:] = [(34665, 4, 1, struct.pack("<I", exif_at)), (34853, 4, 1, struct.pack("<I", gps_at))]
+    table0, values0 = _ifd(ifd0_entries, 8)
+    ifd1_at = gps_at + len(table_g) + len(values_g)
+    blob = bytearray(b"II*\x00" + struct.pack("<I", 8) + table0 + values0 + table_e + values_e + table_g + values_g)
     if thumbnail:
         thumb_at = ifd1_at + 2 + 12 * 3 + 4
         table1, _ = _ifd([(259, 3, 1, struct.pack("<H", 6)), (513, 4, 1, struct.pack("<I", thumb_at)),
@@ -102,6 +105,8 @@ def check_exif(exif: Image.Exif) -> None:
     assert exif.get(274, 1) == 1  # pixels are upright now
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     assert sub[36867] == DATETIME_ORIGINAL and float(sub[33434]) == pytest.approx(1 / 250)
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    assert gps[1] == "N" and tuple(float(v) for v in gps[2]) == (48.0, 51.0, 30.0)
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".webp"])
@@ -155,8 +160,10 @@ def test_exif_sub_directory_written_into_tiff(tmp_path, adobe_jpeg):
     loaded = read_image(adobe_jpeg)
     out = write_image(tmp_path / "out.tif", loaded.rgb, bit_depth=16, metadata=loaded.metadata)
     with tifffile.TiffFile(out) as tif:
-        sub = tif.pages[0].tags["ExifTag"].value  # tifffile follows the pointer harmcli patched in
+        sub = tif.pages[0].tags["ExifTag"].value  # tifffile follows the pointers harmcli patched in
         assert sub["DateTimeOriginal"] == DATETIME_ORIGINAL and sub["ExposureTime"] == (1, 250)
+        gps = tif.pages[0].tags["GPSTag"].value
+        assert gps["GPSLatitudeRef"] == "N" and gps["GPSLatitude"] == (48, 1, 51, 1, 30, 1)
         assert tif.pages[0].tags["Orientation"].value == 1
 
 
@@ -181,7 +188,8 @@ def test_untagged_inputs_stay_untagged(tmp_path):
     rgb = camera_rgb()
     cv2.imwrite(str(tmp_path / "plain.png"), rgb)
     cv2.imwrite(str(tmp_path / "plain.jpg"), rgb)
-    for name in ("plain.png", "plain.jpg"):
+    tifffile.imwrite(tmp_path / "plain.tif", rgb)  # tifffile's own shape description and name are not metadata
+    for name in ("plain.png", "plain.jpg", "plain.tif"):
         loaded = read_image(tmp_path / name)
         assert loaded.metadata.is_empty
         png = write_image(tmp_path / f"{name}.png", loaded.rgb, metadata=loaded.metadata).read_bytes()
