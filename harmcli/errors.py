@@ -7,6 +7,19 @@ class HarmcliError(Exception):
     exit_code = 1
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM) turned into an exception, so that a run stops as cleanly as on Ctrl-C.
+
+    A KeyboardInterrupt, so every clean-up written for Ctrl-C runs for it too. ``exit_code`` is 128 + the
+    signal number, the shell's convention (143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum, self.name = signum, name
+        self.exit_code = 128 + signum
+
+
 class UsageError(HarmcliError):
     """The command line itself is wrong (conflicting or missing options)."""
 
@@ -19,6 +32,14 @@ class ImageReadError(HarmcliError):
 
 class ImageWriteError(HarmcliError):
     """An output could not be written (bad extension, would overwrite an input, disk error)."""
+
+
+class OutputExistsError(ImageWriteError):
+    """An output that must not be replaced exists (or appeared while it was being written). ``path``: which."""
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path
 
 
 class InputMismatchError(HarmcliError):

@@ -73,8 +73,15 @@ def read_metadata(path: str | Path) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; --weights takes a .safetensors file (e.g. runs/a/best.safetensors)")
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read the weights file ({exc.strerror or exc})") from None
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = dict(handle.metadata() or {})

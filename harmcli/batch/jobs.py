@@ -1,6 +1,6 @@
 """What to do with one item: check its output, read it, predict its adjustment, apply or export it.
 
-:class:`HarmonizeJob` and :class:`CurvesJob` share everything but :meth:`finish`. The adjustment comes from a
+:class:`HarmonizeJob` and :class:`CurvesJob` share everything but :meth:`_write`. The adjustment comes from a
 :class:`NetworkPredictor` (loaded once) or a :class:`FixedPredictor` (a saved adjustment, no network).
 """
 
@@ -14,7 +14,7 @@ from harmcli.batch.inputs import Item
 from harmcli.batch.outputs import OutputLayout, same_file, written_with
 from harmcli.batch.reading import InputReader, LoadedInputs
 from harmcli.batch.summary import ItemResult
-from harmcli.errors import ImageWriteError
+from harmcli.errors import ImageWriteError, OutputExistsError
 from harmcli.ops.adjustment import Adjustment
 
 Existing = Literal["error", "skip", "overwrite"]
@@ -47,11 +47,17 @@ class _Job:
     def protected(self, item: Item) -> tuple[Path, ...]:
         return (*item.inputs, *self.protect)
 
+    @property
+    def overwrite(self) -> bool:
+        return self.existing == "overwrite"
+
     def prepare(self) -> None:
         """Load the network and create the output folder: after this, items can be processed."""
+        from harmcli.io.safe_write import make_folder
+
         self.predictor.load()
         if self.layout.is_folder:
-            self.layout.path.mkdir(parents=True, exist_ok=True)
+            make_folder(self.layout.path)
 
     def check(self, item: Item) -> ItemResult | None:
         """Before reading anything: refuse to overwrite an input or (without --overwrite) an existing output.
@@ -72,8 +78,9 @@ class _Job:
             return ItemResult(item.stem, "skipped", (out,), f"{found} exists (--skip-existing)")
         existing = [t for t in targets if t.exists()]
         if existing and self.existing == "error":
-            raise ImageWriteError(
-                f"{existing[0]}: already exists; pass --overwrite to replace it or --skip-existing to keep it"
+            raise OutputExistsError(
+                f"{existing[0]}: already exists; pass --overwrite to replace it or --skip-existing to keep it",
+                existing[0],
             )
         return None
 
@@ -86,7 +93,18 @@ class _Job:
             return None
         return self.predictor(inputs).scaled(self.strength, self.shading_strength)
 
-    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:  # pragma: no cover
+    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
+        """Write the item's output(s). An output that appeared since :meth:`check` (another run writing into the
+        same folder) is kept: under --skip-existing the item is skipped, otherwise it fails."""
+        try:
+            return self._write(inputs, adjustment)
+        except OutputExistsError as exc:
+            if self.existing != "skip":
+                raise
+            out, _ = self.layout.output_for(inputs.item)
+            return ItemResult(inputs.item.stem, "skipped", (out,), f"{exc.path} exists: another run wrote it (--skip-existing)")
+
+    def _write(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -102,38 +120,44 @@ class HarmonizeJob(_Job):
         self.save_params = save_params
         self.strip_metadata = strip_metadata
 
-    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
+    def _write(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
         from harmcli.io.images import write_image
         from harmcli.ops.apply import apply_adjustment
 
         item = inputs.item
         out, note = self.layout.output_for(item)
-        notes = [note] if note else []
-        notes += inputs.notes
+        notes = [*inputs.notes, *([note] if note else [])]
         if adjustment is None:
             notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the input unchanged")
             result = inputs.composite
         else:
             result = apply_adjustment(inputs.composite, inputs.mask, adjustment)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_image(
-                out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=inputs.alpha,
-                protect=self.protected(item), metadata=None if self.strip_metadata else inputs.metadata,
-            )
-        ]
+        # --save-params first and the image second, and the saved adjustment is removed again when the image
+        # fails: both or neither, so a re-run never finds half a result that only --overwrite gets past.
+        params: list[Path] = []
         if self.save_params is not None:
             from harmcli.io.adjustment_files import save_adjustment
 
-            self.save_params.parent.mkdir(parents=True, exist_ok=True)
-            written += save_adjustment(adjustment or Adjustment.identity(), self.save_params, protect=self.protected(item))
-        return ItemResult(item.stem, "done", tuple(Path(p) for p in written), "; ".join(notes))
+            params = save_adjustment(
+                adjustment or Adjustment.identity(), self.save_params, protect=self.protected(item), overwrite=self.overwrite
+            )
+        try:
+            image = write_image(
+                out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=inputs.alpha,
+                protect=self.protected(item), overwrite=self.overwrite,
+                metadata=None if self.strip_metadata else inputs.metadata,
+            )
+        except BaseException:
+            for path in params:
+                path.unlink(missing_ok=True)
+            raise
+        return ItemResult(item.stem, "done", (Path(image), *params), "; ".join(notes))
 
 
 class CurvesJob(_Job):
     """Predict the adjustment and export it (.json + shading TIFF, .cube, .acv, .tif shading map, .png plot)."""
 
-    def finish(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
+    def _write(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
         from harmcli.io.adjustment_files import save_adjustment
 
         item = inputs.item
@@ -142,10 +166,8 @@ class CurvesJob(_Job):
         if adjustment is None:
             notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the identity adjustment")
             adjustment = Adjustment.identity()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        written = save_adjustment(adjustment, out, protect=self.protected(item))
+        written = save_adjustment(adjustment, out, protect=self.protected(item), overwrite=self.overwrite)
         return ItemResult(item.stem, "done", tuple(Path(p) for p in written), "; ".join(notes))
-
 
 
 def default_threads(folder: bool) -> int | None:

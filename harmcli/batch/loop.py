@@ -34,6 +34,10 @@ def run_batch(
     the next being read, the previous being written); a 100-megapixel 8-bit input holds about 1 GB per item.
     ``on_result`` is called in the calling thread, once per item, as items finish.
     Errors that concern every item (weights, device) raise from :meth:`_Job.prepare` before any item is done.
+
+    An interrupt (Ctrl-C, or SIGTERM turned into :class:`~harmcli.errors.Interrupted` by the CLI) stops the
+    loop: items not started are dropped, writes already running finish (so every output is whole and no
+    temporary file is left), and the interrupt is raised again with ``.summary`` set to what was done.
     """
     started = time.perf_counter()
     results: list[ItemResult] = []
@@ -64,14 +68,18 @@ def run_batch(
                 continue
             reads.append((item, pool.submit(job.load, item), t0))
 
+    def write_result(item: Item, future: Future, t0: float) -> ItemResult:
+        try:
+            result = future.result()
+        except Exception as exc:
+            result = ItemResult(item.stem, "failed", message=failure_message(exc))
+        result.seconds = time.perf_counter() - t0
+        return result
+
     def collect_writes(keep: int) -> None:
         while len(writes) > keep or (writes and writes[0][1].done()):
-            item, future, t0 = writes.popleft()
-            try:
-                result = future.result()
-            except Exception as exc:
-                result = ItemResult(item.stem, "failed", message=failure_message(exc))
-            result.seconds = time.perf_counter() - t0
+            result = write_result(*writes[0])
+            writes.popleft()  # only now: an interrupt while waiting above leaves the write to the clean-up
             emit(result)
 
     try:
@@ -90,6 +98,13 @@ def run_batch(
             del inputs  # the write task holds the only reference; memory stays bounded by the queues
             collect_writes(keep=max_pending_writes)
         collect_writes(keep=0)
+    except KeyboardInterrupt as interrupt:
+        pool.shutdown(wait=True, cancel_futures=True)  # running writes complete; queued ones are dropped
+        for item, future, t0 in writes:
+            if not future.cancelled():
+                emit(write_result(item, future, t0))
+        interrupt.summary = BatchSummary(results, len(plan.unmatched), time.perf_counter() - started)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return BatchSummary(results, len(plan.unmatched), time.perf_counter() - started)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -19,28 +19,35 @@ ALL_FOREGROUND = 1.0 - 1e-3
 
 
 class InputReader:
-    """Reads items; a file shared by every item (one background for many foregrounds) is read only once."""
+    """Reads items; a file shared by every item (one background for many foregrounds) is read only once.
+
+    What reading a file had to say (a 0/1 mask read as binary, frames or channels left out) goes to the
+    item's :attr:`LoadedInputs.notes`; for a shared file, once, to :attr:`shared_notes` when it is preloaded.
+    """
 
     def __init__(self, *, max_pixels: int):
         self.max_pixels = max_pixels
         self._shared: dict[tuple[str, Path], object] = {}
+        self.shared_notes: list[str] = []
 
     def preload(self, spec: InputSpec) -> None:
         """Read the file inputs of a folder-mode spec now: a bad shared file fails the command, not each item."""
         for role, path in spec.roles():
             if path.is_file() and (role, path) not in self._shared:
-                self._shared[(role, path)] = self._read(role, path)
+                self._shared[(role, path)] = self._read(role, path, self.shared_notes)
 
-    def _read(self, role: str, path: Path):
+    def _read(self, role: str, path: Path, notes: list[str]):
         from harmcli.io.images import read_image, read_mask
 
         if (role, path) in self._shared:
             return self._shared[(role, path)]
         if role == "mask":
-            return read_mask(path, size=None, max_pixels=self.max_pixels)
-        return read_image(path, max_pixels=self.max_pixels)
+            return read_mask(path, size=None, max_pixels=self.max_pixels, notes=notes)
+        image = read_image(path, max_pixels=self.max_pixels)
+        notes.extend(image.notes)
+        return image
 
-    def _mask(self, path: Path, size: tuple[int, int], against: Path) -> np.ndarray:
+    def _mask(self, path: Path, size: tuple[int, int], against: Path, notes: list[str]) -> np.ndarray:
         from harmcli.io.images import read_mask
 
         if ("mask", path) in self._shared:
@@ -51,24 +58,25 @@ class InputReader:
                     "they must be the same size"
                 )
             return mask
-        return read_mask(path, size=tuple(size), max_pixels=self.max_pixels)
+        return read_mask(path, size=tuple(size), max_pixels=self.max_pixels, notes=notes)
 
     def load(self, item: Item) -> LoadedInputs:
         from harmcli.ops.apply import mask_to_float
 
+        notes: list[str] = []
         first = "composite" if item.form == "composite" else "foreground"
-        primary = self._read(first, item.primary)
+        primary = self._read(first, item.primary, notes)
         size = primary.rgb.shape[:2]
         if item.form == "composite":
-            mask = self._mask(item.mask, size, item.primary)
+            mask = self._mask(item.mask, size, item.primary, notes)
             composite = background = primary.rgb
             alpha = primary.alpha
             mask_name = str(item.mask)
-            metadata, notes = primary.metadata, ()
+            metadata = primary.metadata
         else:
             from harmcli.ops.paste import make_composite
 
-            back = self._read("background", item.background)
+            back = self._read("background", item.background, notes)
             if back.rgb.shape[:2] != size:
                 raise InputMismatchError(
                     f"{item.background}: background is {_size_text(back.rgb.shape)} but foreground {item.primary} is "
@@ -83,9 +91,10 @@ class InputReader:
                 mask = mask_to_float(primary.alpha)
                 mask_name = f"{item.primary} (alpha channel)"
             else:
-                mask = self._mask(item.mask, size, item.primary)
+                mask = self._mask(item.mask, size, item.primary, notes)
                 mask_name = str(item.mask)
-            foreground_rgb, notes = _in_background_space(primary, back)
+            foreground_rgb, converted = _in_background_space(primary, back)
+            notes.extend(converted)
             metadata = back.metadata
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
             foreground, background = _promote(foreground_rgb, dtype), _promote(back.rgb, dtype)
@@ -132,7 +141,7 @@ class LoadedInputs:
     bit_depth: int
     mask_name: str = ""  # the mask's file, for messages
     metadata: "ImageMetadata | None" = None  # what the output inherits: the background's, or the composite's
-    notes: tuple[str, ...] = ()  # said once the item is done (e.g. a colour conversion)
+    notes: list[str] = field(default_factory=list)  # warnings: what reading had to say, a colour conversion
 
     @property
     def mask_is_empty(self) -> bool:

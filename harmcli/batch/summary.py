@@ -29,8 +29,10 @@ class BatchSummary:
         parts = [f"{done} done", f"{self.count('skipped')} skipped", f"{self.failed} failed"]
         if self.unmatched:
             parts.append(f"{self.unmatched} unmatched")
-        per_image = f", {self.seconds / done:.2f} s per image" if done else ""
-        return f"{', '.join(parts)} in {self.seconds:.1f} s{per_image}"
+        # Per item processed (done or failed): skipped items cost nothing, failed ones took their share of time.
+        processed = done + self.failed
+        per_item = f", {self.seconds / processed:.2f} s per item" if processed else ""
+        return f"{', '.join(parts)} in {self.seconds:.1f} s{per_item}"
 
 
 def failure_message(exc: BaseException) -> str:
@@ -38,7 +40,6 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, HarmcliError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
 
 
 @dataclass

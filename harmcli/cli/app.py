@@ -6,7 +6,9 @@ answer without loading torch or OpenCV.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated, Optional
 
 import typer
@@ -66,7 +68,7 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; never lets a traceback through unless ``--debug`` is given."""
-    from harmcli.errors import HarmcliError
+    from harmcli.errors import HarmcliError, Interrupted
 
     # Recent typer bundles its own click (typer._click) whose exceptions are not click's; older typer uses click.
     try:
@@ -80,10 +82,17 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     _register_commands()
     command = typer.main.get_command(app)
+    _adjust_params(command)
+    stops: list[Interrupted] = []
+    previous_handlers = _stop_cleanly_on_signals(stops)
     try:
         # Without standalone mode, click returns typer.Exit's code instead of exiting.
         result = command.main(args=args, prog_name="harmcli", standalone_mode=False)
+        if stops:  # Typer turns a KeyboardInterrupt into exit code 130; say which signal, exit with its code
+            raise stops[0]
     except exit_types as exc:
+        if stops:
+            _stopped(stops[0])
         sys.exit(exc.exit_code)
     except abort_types:
         _error("aborted")
@@ -104,12 +113,70 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _error(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _error("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # what was done is already reported by the command
+        _stopped(stops[0] if stops else exc)
     except Exception as exc:  # a bug or an unexpected environment problem: still one line, but say how to see more
         if debug:
             raise
         _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _stopped(exc: BaseException) -> None:
+    """One line and the exit code of a stop signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    from harmcli.errors import Interrupted
+
+    name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+    _error(f"stopped by {name}{' (Ctrl-C)' if name == 'SIGINT' else ''}")
+    sys.exit(getattr(exc, "exit_code", 130))
+
+
+def _stop_cleanly_on_signals(stops: list) -> dict:
+    """Make SIGINT and SIGTERM raise :class:`~harmcli.errors.Interrupted` (a KeyboardInterrupt) in the main
+    thread and note it in ``stops``, so that a stopped run finishes the writes under way, removes its temporary
+    files and reports what it did (Python's default for SIGTERM ends the process on the spot). Returns the
+    previous handlers, to put back; none are installed outside the main thread."""
+    from harmcli.errors import Interrupted
+
+    def stop(signum, frame):
+        interrupt = Interrupted(signum, signal.Signals(signum).name)
+        stops.append(interrupt)
+        raise interrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is signal.SIG_IGN:  # e.g. SIGINT of a background job (`cmd &`): keep ignoring
+            continue
+        previous[signum] = signal.signal(signum, stop)
+    return previous
+
+
+def _adjust_params(command) -> None:
+    """Two corrections to what Typer makes of our parameters, for every command (those added later too).
+
+    On/off flags (--overwrite, --quiet, --help) are shown without the ``<bool>`` this Typer prints after
+    them, which reads as if they took a value (an empty metavar leaves the type column empty). And Typer's
+    own "is not readable" check on paths is switched off: it would answer an unreadable input with a usage
+    error (exit 2) where harmcli's readers name the file and the problem with exit 1, as the README says.
+    """
+    try:
+        from typer._click import Context
+    except ImportError:  # pragma: no cover - older typer, on click
+        from click import Context
+
+    help_option = command.get_help_option(Context(command))
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        info = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)  # this Typer
+        for holder in (info, getattr(param, "type", None)):  # older Typer: a click.Path type
+            if getattr(holder, "readable", None) is True and hasattr(holder, "exists"):
+                holder.readable = False
+    for sub in getattr(command, "commands", {}).values():
+        _adjust_params(sub)

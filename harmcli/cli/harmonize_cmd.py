@@ -125,8 +125,13 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
             "(JPEG/WebP): compression noise around the object is read as faint mask, so pixels just outside it change "
             "slightly; save masks as PNG or TIFF to keep the background bit for bit"
         )
+    _remove_stale_temp_files(layout, report)
     if not spec.is_folder:
-        result = batch.run_one(job, plan.items[0])
+        try:
+            result = batch.run_one(job, plan.items[0])
+        except KeyboardInterrupt:
+            report.info(f"{layout.path}: not written (interrupted before it was complete)")
+            raise
         if result.status == "skipped":
             report.info(f"skipped: {result.message}")
             return
@@ -140,6 +145,8 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
     for unmatched in plan.unmatched:
         report.warn(unmatched.describe())
     reader.preload(spec)
+    for note in reader.shared_notes:
+        report.warn(note)
     progress = Progress(
         TextColumn(f"[bold]{verb}"),
         BarColumn(),
@@ -160,12 +167,32 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
                 report.warn(result.message)
             progress.advance(task)
 
-        summary = batch.run_batch(job, plan, on_result=on_result)
+        try:
+            summary = batch.run_batch(job, plan, on_result=on_result)
+        except KeyboardInterrupt as interrupt:
+            done = getattr(interrupt, "summary", None)
+            if done is not None:
+                progress.stop()
+                not_started = len(plan.items) + len(plan.failures) - len(done.results)
+                report.info(f"{layout.path}: {done.line()}; {not_started} not started (interrupted)")
+            raise
     report.info(f"{layout.path}: {summary.line()}")
     if summary.failed:
         # A HarmcliError rather than typer.Exit: the app turns it into one red line and exit code 1.
         total = len(summary.results)
+        if summary.count("done") == 0:
+            raise HarmcliError(f"{summary.failed} of {total} items failed (see above); nothing was written")
         raise HarmcliError(f"{summary.failed} of {total} items failed (see above); the others are in {layout.path}")
+
+
+def _remove_stale_temp_files(layout, report: _Reporter) -> None:
+    """Temporary files that a killed harmcli run left in the output folder (see harmcli.io.safe_write)."""
+    from harmcli.io.safe_write import remove_stale_temp_files
+
+    folder = layout.path if layout.is_folder else layout.path.parent
+    removed = remove_stale_temp_files(folder)
+    if removed:
+        report.info(f"{folder}: removed {len(removed)} temporary file(s) left by an interrupted harmcli run")
 
 
 @app.command("harmonize")

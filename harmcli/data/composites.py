@@ -269,6 +269,9 @@ def make_composites(
         raise DatasetError(f"{out}: is a file; the output must be a new (or empty) folder")
     if (out / "manifest.jsonl").exists():
         raise DatasetError(f"{out}: already holds a manifest.jsonl; choose an empty output folder")
+    if out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()):
+        # Samples of another run (seed, modes) would be mixed with these, or replaced one by one.
+        raise DatasetError(f"{out}: the folder is not empty; the output must be a new or empty folder")
     skip = on_skip or (lambda stem, reason: None)
     sources = find_sources(src, after_folder=after_folder if "pairs" in modes else None, on_skip=skip)
     if limit:

@@ -49,11 +49,15 @@ SHADING_DESCRIPTION = (
 
 
 
-def save_adjustment(adj: Adjustment, path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()) -> list[Path]:
+def save_adjustment(
+    adj: Adjustment, path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = (), overwrite: bool = True
+) -> list[Path]:
     """Write ``adj`` in the format named by ``path``'s extension (see the module docstring).
 
     Every file is written atomically and none may be one of ``protect`` (the inputs). A ``.json`` with a
-    shading map also writes ``<stem>.shading.tif`` beside it (first, so the JSON never points to nothing).
+    shading map also writes ``<stem>.shading.tif`` beside it (first, so the JSON never points to nothing; if
+    the JSON then fails, the map is removed again: both or neither). ``overwrite`` False: an existing file
+    (also one that appears meanwhile) raises OutputExistsError instead of being replaced.
 
     Returns:
         The files written, the requested one first.
@@ -70,26 +74,34 @@ def save_adjustment(adj: Adjustment, path: str | os.PathLike, *, protect: Iterab
         if adj.shading is not None:
             shading_path = path.with_name(f"{path.stem}.shading.tif")
             check_not_protected(path, protect)  # before writing anything
-            written.append(_write_shading_tiff(adj.shading, shading_path, protect))
+            written.append(_write_shading_tiff(adj.shading, shading_path, protect, overwrite))
             shading_ref = shading_path.name
-        atomic_write(path, lambda fh: fh.write(_json_text(adj, shading_ref).encode("utf-8")), protect=protect)
+        try:
+            atomic_write(
+                path, lambda fh: fh.write(_json_text(adj, shading_ref).encode("utf-8")), protect=protect, overwrite=overwrite
+            )
+        except BaseException:
+            for done in written:
+                done.unlink(missing_ok=True)
+            raise
         return [path, *written]
     if ext == ".cube":
         text = _cube_text(adj, title=path.stem)
-        return [atomic_write(path, lambda fh: fh.write(text.encode("ascii")), protect=protect)]
+        # UTF-8: a title from a non-ASCII file name (Resolve and Premiere read UTF-8 .cube files).
+        return [atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), protect=protect, overwrite=overwrite)]
     if ext == ".acv":
         data = _acv_bytes(adj)
-        return [atomic_write(path, lambda fh: fh.write(data), protect=protect)]
+        return [atomic_write(path, lambda fh: fh.write(data), protect=protect, overwrite=overwrite)]
     if ext in (".tif", ".tiff"):
         shading = adj.shading
         if shading is None:  # flat: a valid map that changes nothing, so tools that expect one still work
             shading = np.ones((FLAT_SHADING_SIZE, FLAT_SHADING_SIZE), np.float32)
-        return [_write_shading_tiff(shading, path, protect)]
+        return [_write_shading_tiff(shading, path, protect, overwrite)]
     if ext == ".png":
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(render_curves_plot(adj), cv2.COLOR_RGB2BGR))
         if not ok:
             raise ImageWriteError(f"cannot write '{path}': PNG encoding failed")
-        return [atomic_write(path, lambda fh: fh.write(encoded.data), protect=protect)]
+        return [atomic_write(path, lambda fh: fh.write(encoded.data), protect=protect, overwrite=overwrite)]
     raise ImageWriteError(
         f"cannot export the adjustment to '{path}': unknown format '{ext}'; use one of {', '.join(EXPORT_EXTENSIONS)}"
     )
@@ -153,7 +165,13 @@ def read_shading_tiff(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise AdjustmentError(f"cannot read shading map '{path}': {exc}") from None
     values = np.squeeze(values)
-    if values.ndim == 3 and values.shape[-1] in (3, 4):  # saved as RGB by an editor: channels are equal
+    if values.ndim == 3 and values.shape[-1] in (3, 4):
+        # An editor may save a gray map as RGB(A): equal channels are fine. Differing ones are a photo, not a map.
+        if not (np.array_equal(values[..., 0], values[..., 1]) and np.array_equal(values[..., 0], values[..., 2])):
+            raise AdjustmentError(
+                f"shading map '{path}' is a colour image (its red, green and blue differ); a shading map is a "
+                "single-channel (grayscale) TIFF such as 'harmcli curves ... -o map.tif' writes"
+            )
         values = values[..., 0]
     if values.ndim != 2:
         raise AdjustmentError(f"shading map '{path}' must be a single-channel image, got shape {values.shape}")
@@ -169,7 +187,9 @@ def read_shading_tiff(path: str | os.PathLike) -> np.ndarray:
     return gains
 
 
-def _write_shading_tiff(shading: np.ndarray, path: Path, protect: Sequence[str | os.PathLike]) -> Path:
+def _write_shading_tiff(
+    shading: np.ndarray, path: Path, protect: Sequence[str | os.PathLike], overwrite: bool = True
+) -> Path:
     import tifffile
 
     codes = gain_to_code(shading)
@@ -185,7 +205,7 @@ def _write_shading_tiff(shading: np.ndarray, path: Path, protect: Sequence[str |
             metadata=None,
         )
 
-    return atomic_write(path, write, protect=protect)
+    return atomic_write(path, write, protect=protect, overwrite=overwrite)
 
 
 def _check_gains(gains: np.ndarray, what: str) -> None:

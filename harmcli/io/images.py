@@ -6,10 +6,16 @@ formats through OpenCV's in-memory codecs, so paths with any characters work on 
 
 Reading checks the header before decoding: the pixel count against ``max_pixels`` (a decompression-bomb guard)
 and, for JPEG and PNG, that the file is complete, because OpenCV silently decodes a truncated JPEG into a
-partly grey picture. Every problem is an :class:`~harmcli.errors.ImageReadError` naming the file.
+partly grey picture. Decoding is strict: what libjpeg, libpng or libtiff print about damaged data (OpenCV
+decodes a JPEG with a bad Huffman code into garbage and only libjpeg's warning says so) is caught from the
+terminal by :mod:`harmcli.io.native_log` and makes the file an error; OpenCV's own log is limited to errors,
+which are caught the same way. Every problem is an :class:`~harmcli.errors.ImageReadError` naming
+the file. What the reader leaves out (frames after the first, TIFF channels beyond RGBA) is said in
+:attr:`LoadedImage.notes`.
 
-Writing goes to a temporary file in the destination folder that is renamed over the destination only once
-it is complete (``os.replace``), so an interrupted or failed write never leaves a partial file behind.
+Writing goes through :func:`harmcli.io.safe_write.atomic_write`: a temporary file in the destination folder
+that gets its final name only once it is complete, so an interrupted or failed write never leaves a partial
+file behind, and (``overwrite=False``) a file that appeared meanwhile is never replaced.
 
 Colour profile, EXIF and resolution are read from the bytes already in memory and written back by
 :mod:`harmcli.io.metadata` (``LoadedImage.metadata``, ``write_image(metadata=...)``).
@@ -17,13 +23,11 @@ Colour profile, EXIF and resolution are read from the bytes already in memory an
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import secrets
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,8 +36,36 @@ import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, InputMismatchError, UsageError
 from harmcli.io.metadata import NO_METADATA, ImageMetadata, embed_metadata, finish_tiff, read_metadata, tiff_write_options
+from harmcli.io.native_log import decoder_messages, is_corruption, readable
+from harmcli.io.safe_write import atomic_write, check_not_protected
 
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# OpenCV's warnings are noise to a user (every failure reaches us as a return value or an exception), but its
+# errors are kept: during a decode they are caught (harmcli.io.native_log), and libtiff reports corrupt data
+# only through them.
+if hasattr(cv2, "setLogLevel"):
+    cv2.setLogLevel(2)  # 2 = errors only
+
+
+def _opencv_pixel_cap() -> int:
+    """How many pixels OpenCV decodes in this process (OPENCV_IO_MAX_IMAGE_PIXELS, read once when cv2 loads).
+
+    harmcli lifts the cap (harmcli/__init__.py) so that --max-pixels alone decides; when cv2 was loaded before
+    harmcli could, it is OpenCV's default or what the environment said, and larger images are refused with a
+    clear line instead of OpenCV's assertion text.
+    """
+    from harmcli import OPENCV_PIXEL_CAP_LIFTED
+
+    if OPENCV_PIXEL_CAP_LIFTED:
+        return 1 << 62
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:  # a form OpenCV parses and we do not ("1G"): its own error is caught when decoding
+        return 1 << 62
+
+
+_OPENCV_MAX_PIXELS = _opencv_pixel_cap()
 
 _HAVE_WEBP = bool(cv2.haveImageWriter("probe.webp"))
 READ_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff") + ((".webp",) if _HAVE_WEBP else ()) + (".bmp",)
@@ -59,6 +91,8 @@ class LoadedImage:
         alpha: (H, W) of the same dtype as ``rgb``, or None when the file has no alpha channel.
         bit_depth: 8 or 16, matching ``rgb.dtype``.
         metadata: the file's RGB colour profile, EXIF (made upright) and resolution (see harmcli.io.metadata).
+        notes: what was left out or interpreted (frames after the first, extra channels), one sentence each,
+            naming the file; for the caller to show as warnings.
     """
 
     path: Path
@@ -66,6 +100,7 @@ class LoadedImage:
     alpha: np.ndarray | None
     bit_depth: int
     metadata: ImageMetadata = NO_METADATA
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -80,6 +115,7 @@ class _Header:
     height: int | None = None
     orientation: int = 1
     truncated: str | None = None  # why the file looks incomplete, or None
+    frames: int = 1  # frames of an animated PNG / WebP; only the first is decoded
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -99,7 +135,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
             format, or more than ``max_pixels`` pixels.
     """
     path = Path(path)
-    pixels, data, kind = _load_pixels(path, max_pixels, for_mask=False)
+    notes: list[str] = []
+    pixels, data, kind = _load_pixels(path, max_pixels, for_mask=False, notes=notes)
     metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
     alpha = None
     if pixels.ndim == 2:
@@ -112,11 +149,16 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     else:
         rgb = np.ascontiguousarray(pixels[..., :3])
         alpha = np.ascontiguousarray(pixels[..., 3])
-    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=16 if rgb.dtype == np.uint16 else 8, metadata=metadata)
+    bit_depth = 16 if rgb.dtype == np.uint16 else 8
+    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=bit_depth, metadata=metadata, notes=notes)
 
 
 def read_mask(
-    path: str | os.PathLike, *, size: tuple[int, int] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Read a mask as (H, W) float32 in [0, 1] (1 = the foreground to harmonize).
 
@@ -125,13 +167,19 @@ def read_mask(
     the alpha channel unless it is fully opaque everywhere, in which case the gray value as above. EXIF
     orientation is applied, as for images.
 
+    A mask whose values are only 0 and 1 (what many segmentation tools write) is read as binary, 1 being
+    the foreground: read as 1/255 it would change nothing.
+
     Args:
         path: any format :func:`read_image` reads.
         size: the (H, W) the mask must have (the image's); a mismatch raises InputMismatchError.
         max_pixels: as for :func:`read_image`.
+        notes: when given, a sentence is appended for each interpretation worth a warning (a 0/1 mask,
+            frames or channels left out).
     """
     path = Path(path)
-    pixels, _, _ = _load_pixels(path, max_pixels, for_mask=True)
+    notes = [] if notes is None else notes
+    pixels, _, _ = _load_pixels(path, max_pixels, for_mask=True, notes=notes)
     scale = 1.0 / (65535.0 if pixels.dtype == np.uint16 else 255.0)
     if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
         alpha = pixels[..., -1]
@@ -145,6 +193,9 @@ def read_mask(
             pixels = first
         else:
             pixels = cv2.cvtColor(pixels.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    if pixels.dtype != np.float32 and pixels.size and int(pixels.max()) == 1:
+        scale = 1.0
+        notes.append(f"{path}: the mask holds only the values 0 and 1; read as a binary mask (1 = foreground)")
     mask = pixels.astype(np.float32) * np.float32(scale)
     np.clip(mask, 0.0, 1.0, out=mask)
     if size is not None and tuple(mask.shape) != tuple(size):
@@ -155,10 +206,13 @@ def read_mask(
     return mask
 
 
-def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> tuple[np.ndarray, bytes, str]:
+def _load_pixels(
+    path: Path, max_pixels: int, *, for_mask: bool, notes: list[str]
+) -> tuple[np.ndarray, bytes, str]:
     """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright.
 
     Also returns the file's bytes and its format ("png", "jpeg", "tiff", "webp", "bmp"), for the metadata.
+    What was left out (frames, channels) is appended to ``notes``.
     """
     ext = path.suffix.lower()
     if ext not in READ_EXTENSIONS:
@@ -173,9 +227,12 @@ def _load_pixels(path: Path, max_pixels: int, *, for_mask: bool) -> tuple[np.nda
     if header.width is not None and header.height is not None:
         _check_pixels(path, header.width, header.height, max_pixels)
     if header.kind == "tiff":
-        pixels, header.orientation = _decode_tiff(path, data, max_pixels)
+        pixels, header.orientation = _decode_tiff(path, data, max_pixels, notes)
     else:
         pixels = _decode_opencv(path, data, header.kind, for_mask)
+        if header.frames > 1:
+            what = "an animated WebP" if header.kind == "webp" else "an animated PNG"
+            notes.append(f"{path}: {what} ({header.frames} frames); only the first frame is used")
     _check_pixels(path, pixels.shape[1], pixels.shape[0], max_pixels)
     return _apply_orientation(pixels, header.orientation), data, header.kind
 
@@ -201,6 +258,12 @@ def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
         raise ImageReadError(
             f"image '{path}' is {width}x{height} ({width * height / 1e6:.3g} megapixels), more than the limit of "
             f"{max_pixels:,} pixels; raise it with --max-pixels if you trust the file"
+        )
+    if width * height > _OPENCV_MAX_PIXELS:
+        raise ImageReadError(
+            f"image '{path}' is {width}x{height} ({width * height / 1e6:.4g} megapixels), more than OpenCV in "
+            f"this process decodes ({_OPENCV_MAX_PIXELS:,} pixels, OPENCV_IO_MAX_IMAGE_PIXELS); set that variable "
+            "before Python starts to allow more"
         )
 
 
@@ -241,6 +304,8 @@ def _parse_png(data: bytes) -> _Header:
             seen_ihdr = True
         elif kind == b"eXIf":
             header.orientation = _exif_orientation(data[pos + 8 : pos + 8 + length])
+        elif kind == b"acTL" and length >= 8:  # animated PNG: OpenCV decodes the default image only
+            header.frames = max(1, struct.unpack_from(">I", data, pos + 8)[0])
         elif kind == b"IEND":
             if not seen_ihdr:
                 header.truncated = "no IHDR chunk"
@@ -303,6 +368,7 @@ def _parse_webp(data: bytes) -> _Header:
         header.truncated = f"the RIFF container says {8 + riff_size} bytes but the file has {len(data)}"
         return header
     pos, end = 12, 8 + riff_size
+    frames = 0
     while pos + 8 <= end:
         fourcc, size = struct.unpack_from("<4sI", data, pos)
         payload = data[pos + 8 : pos + 8 + size]
@@ -317,7 +383,10 @@ def _parse_webp(data: bytes) -> _Header:
             header.width, header.height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
         elif fourcc == b"EXIF":
             header.orientation = _exif_orientation(payload)
+        elif fourcc == b"ANMF":  # an animation frame; OpenCV decodes the first
+            frames += 1
         pos += 8 + size + (size & 1)
+    header.frames = max(1, frames)
     return header
 
 
@@ -363,11 +432,21 @@ def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool) -> np.nda
     direct_rgb = kind == "jpeg" and not for_mask and _IMREAD_COLOR_RGB is not None
     flags = (_IMREAD_COLOR_RGB | _IMREAD_IGNORE_ORIENTATION) if direct_rgb else cv2.IMREAD_UNCHANGED
     try:
-        pixels = cv2.imdecode(buffer, flags)
+        with decoder_messages() as messages:
+            pixels = cv2.imdecode(buffer, flags)
     except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            raise ImageReadError(
+                f"cannot read image '{path}': more pixels than OpenCV in this process decodes "
+                "(OPENCV_IO_MAX_IMAGE_PIXELS); set that variable before Python starts to allow more"
+            ) from None
         raise ImageReadError(f"cannot read image '{path}': the decoder failed ({_first_line(exc)})") from None
+    damage = [readable(m) for m in messages if is_corruption(m)]
+    if pixels is not None and pixels.size and damage:
+        raise ImageReadError(f"cannot read image '{path}': the {kind.upper()} data is corrupt ({damage[0]})")
     if pixels is None or pixels.size == 0:
-        raise ImageReadError(f"cannot read image '{path}': the file is corrupt or truncated ({kind} decoding failed)")
+        reason = f"; {damage[0]}" if damage else ""
+        raise ImageReadError(f"cannot read image '{path}': the file is corrupt or truncated ({kind} decoding failed{reason})")
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(f"cannot read image '{path}': unsupported sample type {pixels.dtype}")
     if direct_rgb or pixels.ndim == 2:
@@ -382,12 +461,14 @@ def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool) -> np.nda
     raise ImageReadError(f"cannot read image '{path}': unsupported number of channels ({channels})")
 
 
-def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> tuple[np.ndarray, int]:
+def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> tuple[np.ndarray, int]:
     """First page of a TIFF as (H, W[, C]) uint8/uint16 plus its orientation tag.
 
     tifffile decodes uncompressed and Deflate/LZMA TIFFs itself; compressions it needs the optional
     ``imagecodecs`` package for (LZW, the default of many editors, JPEG, PackBits) and CMYK / YCbCr files go
-    through OpenCV's libtiff instead.
+    through OpenCV's libtiff instead. OpenCV's libtiff path takes at most 4 channels, so CMYK with alpha is
+    decoded here and converted as libtiff converts plain CMYK (R = (max - K) (max - C) / max, no colour
+    management). Further pages and channels beyond RGBA are left out, with a note.
     """
     import tifffile
 
@@ -408,13 +489,24 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> tuple[np.ndarray, 
             photometric = int(page.photometric)
             colormap = page.colormap if photometric == 3 else None
             axes = page.axes
+            extras = tuple(int(e) for e in page.extrasamples)
+            pages = _full_pages(tif)
+            if pages > 1:
+                notes.append(f"{path}: a TIFF with {pages} pages; only the first page is used")
+            cmyk_with_extras = photometric == _SEPARATED and page.samplesperpixel > 4
             pixels = None
-            if photometric in (0, 1, 2, 3):
+            if photometric in (0, 1, 2, 3) or cmyk_with_extras:
                 try:
                     pixels = page.asarray()
                 except ValueError as exc:
                     if "imagecodecs" not in str(exc):
                         raise
+                    if cmyk_with_extras:
+                        raise ImageReadError(
+                            f"cannot read image '{path}': a CMYK TIFF with {page.samplesperpixel - 4} extra channel(s) "
+                            f"(alpha) compressed with {page.compression.name}, which harmcli reads only uncompressed "
+                            "or Deflate-compressed; save it as RGB, or without compression"
+                        ) from None
     except HarmcliError:
         raise
     except Exception as exc:  # tifffile raises many types (TiffFileError, ValueError, KeyError, ...)
@@ -435,12 +527,43 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int) -> tuple[np.ndarray, 
     if colormap is not None and pixels.ndim == 2:  # palette image: expand through the color map
         pixels = colormap[:, pixels].transpose(1, 2, 0)
         pixels = (pixels // 257).astype(np.uint8) if np.all(colormap % 257 == 0) else pixels.astype(np.uint16)
-    if pixels.ndim == 3 and pixels.shape[2] > 4:
-        pixels = pixels[..., :4]
     pixels = _tiff_to_integer(path, pixels)
+    if photometric == _SEPARATED:
+        pixels = _cmyk_to_rgb(pixels, keep_alpha=bool(extras) and extras[0] in (1, 2))
+        if pixels.shape[2] == 4:
+            extras = extras[1:]
+        if len(extras):
+            notes.append(f"{path}: {len(extras)} extra channel(s) beyond CMYK and alpha left out")
+    elif pixels.ndim == 3 and pixels.shape[2] > 4:
+        notes.append(
+            f"{path}: a TIFF with {pixels.shape[2]} channels; used red, green, blue and alpha, left out the other "
+            f"{pixels.shape[2] - 4}"
+        )
+        pixels = pixels[..., :4]
     if photometric == 0:  # MINISWHITE: 0 is white
         pixels = np.iinfo(pixels.dtype).max - pixels
     return np.ascontiguousarray(pixels), orientation
+
+
+_SEPARATED = 5  # TIFF photometric interpretation: CMYK (ink set 1)
+
+
+def _full_pages(tif) -> int:
+    """Pages of a TIFF that are images in their own right (not reduced-size previews of another page)."""
+    if len(tif.pages) == 1:
+        return 1
+    return sum(1 for page in tif.pages if not int(getattr(page, "subfiletype", 0)) & 1)
+
+
+def _cmyk_to_rgb(pixels: np.ndarray, *, keep_alpha: bool) -> np.ndarray:
+    """(H, W, 4+) CMYK[+extra] -> RGB(A), as libtiff's RGBA interface converts (integer floor)."""
+    top = np.int64(np.iinfo(pixels.dtype).max)
+    cmyk = pixels[..., :4].astype(np.int64)
+    k = top - cmyk[..., 3]
+    rgb = np.stack([(k * (top - cmyk[..., i])) // top for i in range(3)], axis=-1).astype(pixels.dtype)
+    if keep_alpha and pixels.shape[2] > 4:
+        return np.dstack([rgb, pixels[..., 4]])
+    return rgb
 
 
 def _tiff_to_integer(path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -501,6 +624,7 @@ def write_image(
     alpha: np.ndarray | None = None,
     protect: Iterable[str | os.PathLike] = (),
     metadata: ImageMetadata | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write an image atomically, in the format its extension names.
 
@@ -517,12 +641,15 @@ def write_image(
             that resolves to the same file, raises ImageWriteError.
         metadata: colour profile, EXIF and resolution to store (JPEG, PNG, TIFF, WebP; BMP stores none);
             None writes none. A gray image (no alpha) gets no colour profile, since profiles kept are RGB.
+        overwrite: False: raise OutputExistsError when ``path`` exists when the file is complete (also when
+            it appeared while this one was being written); True: replace it.
 
     Returns:
         The path written.
 
     Raises:
-        ImageWriteError: unsupported extension, the output is a protected input, or the disk write failed.
+        ImageWriteError: unsupported extension, the output is a protected input, it exists (``overwrite``
+            False: OutputExistsError), or the disk write failed.
             No partial or temporary file is left behind.
     """
     path = Path(path)
@@ -548,7 +675,7 @@ def write_image(
     if metadata is not None and rgb.ndim == 2 and metadata.icc is not None:
         metadata = ImageMetadata(icc=None, exif=metadata.exif, dpi=metadata.dpi)
     if ext in _TIFF_EXTENSIONS:
-        return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect)
+        return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
 
     if rgb.ndim == 2:
         bgr = rgb
@@ -574,7 +701,7 @@ def write_image(
         encoded = embed_metadata(encoded.tobytes(), ext, metadata, has_alpha=alpha is not None)
     else:
         encoded = encoded.data
-    return atomic_write(path, lambda fh: fh.write(encoded), protect=protect)
+    return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
 
 
 def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
@@ -628,52 +755,3 @@ def _output_extension(path: Path) -> str:
             f"cannot write '{path}': unsupported output format {shown}; use one of {', '.join(WRITE_EXTENSIONS)}"
         )
     return ext
-
-
-def check_not_protected(path: str | os.PathLike, protect: Iterable[str | os.PathLike]) -> None:
-    """Raise ImageWriteError when ``path`` is, under any name (relative, ``..``, symlink), one of ``protect``."""
-    path = Path(path)
-    target = path.resolve()
-    for item in protect:
-        other = Path(item)
-        same = other.resolve() == target
-        if not same and path.exists() and other.exists():
-            with contextlib.suppress(OSError):
-                same = os.path.samefile(path, other)
-        if same:
-            raise ImageWriteError(
-                f"refusing to write '{path}': it is the input '{other}'; choose another output name or folder"
-            )
-
-
-def atomic_write(
-    path: str | os.PathLike, write: Callable[[BinaryIO], object], *, protect: Iterable[str | os.PathLike] = ()
-) -> Path:
-    """Create ``path`` through ``write(file_handle)`` on a temporary file in the same folder, then rename.
-
-    The destination either keeps its old content or gets the complete new one; the temporary file is removed
-    on any failure (also on KeyboardInterrupt). Parent folders are created. Raises ImageWriteError.
-    """
-    path = Path(path)
-    check_not_protected(path, protect)
-    if path.is_dir():
-        raise ImageWriteError(f"cannot write '{path}': a folder of that name exists")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"cannot create the folder '{path.parent}': {exc.strerror or exc}") from None
-    temp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        # open(..., "xb") creates with the usual permissions (umask), unlike tempfile's private 0o600 files.
-        with open(temp, "xb") as fh:
-            write(fh)
-        os.replace(temp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        if isinstance(exc, HarmcliError) or not isinstance(exc, Exception):
-            raise
-        if isinstance(exc, OSError):
-            raise ImageWriteError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        raise ImageWriteError(f"cannot write '{path}': {_first_line(exc)}") from exc
-    return path

@@ -102,3 +102,29 @@ def test_fixed_predictor_and_empty_mask_rule(tmp_path):
     job.existing = "overwrite"
     result = batch.run_one(job, batch.Item("c", "composite", comp, None, tmp_path / "m.png"))
     assert "empty" in result.message and (cv2.imread(str(tmp_path / "o.png")) == 200).all()
+
+
+def test_run_batch_interrupt_finishes_running_writes_and_reports_what_was_done():
+    class StopAt(FakeJob):
+        def predict(self, item):
+            if item.stem == "s3":
+                raise KeyboardInterrupt  # Ctrl-C (or SIGTERM as Interrupted) while the network runs on s3
+            return super().predict(item)
+
+    plan = batch.Plan([batch.Item(f"s{i}", "composite", Path(f"s{i}.png")) for i in range(6)])
+    job = StopAt({}, delay=0.02)
+    with pytest.raises(KeyboardInterrupt) as info:
+        batch.run_batch(job, plan)
+    summary = info.value.summary
+    # s0..s2 were predicted before the interrupt: their writes finish and count; s3.. were not started.
+    assert [r.stem for r in summary.results] == ["s0", "s1", "s2"]
+    assert all(r.status == "done" for r in summary.results)
+    assert summary.line().startswith("3 done, 0 skipped, 0 failed in ")
+
+
+def test_summary_time_per_item_counts_failed_items():
+    results = [batch.ItemResult("a", "done"), batch.ItemResult("b", "failed"), batch.ItemResult("c", "failed"),
+               batch.ItemResult("d", "skipped")]
+    line = batch.BatchSummary(results, unmatched=0, seconds=6.0).line()
+    assert line == "1 done, 1 skipped, 2 failed in 6.0 s, 2.00 s per item"  # 6 s over the 3 items processed
+    assert batch.BatchSummary([batch.ItemResult("d", "skipped")], 0, 0.5).line() == "0 done, 1 skipped, 0 failed in 0.5 s"
