@@ -127,10 +127,14 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
         )
     _remove_stale_temp_files(layout, report)
     if not spec.is_folder:
+        out, _ = layout.output_for(plan.items[0])
+        before = _file_identity(out)
         try:
             result = batch.run_one(job, plan.items[0])
         except KeyboardInterrupt:
-            report.info(f"{layout.path}: not written (interrupted before it was complete)")
+            # The stop may land after the file got its name (the window is small but real): look, don't guess.
+            written = _file_identity(out) not in (None, before)
+            report.info(f"{out}: {'written before the stop' if written else 'not written (stopped before it was complete)'}")
             raise
         if result.status == "skipped":
             report.info(f"skipped: {result.message}")
@@ -183,6 +187,15 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
         if summary.count("done") == 0:
             raise HarmcliError(f"{summary.failed} of {total} items failed (see above); nothing was written")
         raise HarmcliError(f"{summary.failed} of {total} items failed (see above); the others are in {layout.path}")
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, None when absent: a new file written over it has another inode."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _remove_stale_temp_files(layout, report: _Reporter) -> None:

@@ -59,21 +59,26 @@ def decoder_messages() -> Iterator[list[str]]:
     with _LOCK:
         try:
             sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):
+            sink = tempfile.TemporaryFile()
+        except (OSError, ValueError, AttributeError):  # no stderr object, no room for a temporary file
             yield messages
             return
-        try:
-            with tempfile.TemporaryFile() as sink:
+        with sink:
+            try:
+                saved = os.dup(2)
+            except OSError:  # descriptor 2 is closed: nothing would reach a terminal anyway
+                yield messages
+                return
+            try:
                 os.dup2(sink.fileno(), 2)
                 try:
                     yield messages
                 finally:
                     os.dup2(saved, 2)
-                    sink.seek(0)
-                    captured = sink.read()
-        finally:
-            os.close(saved)
+            finally:
+                os.close(saved)
+            sink.seek(0)
+            captured = sink.read()
     if captured:
         passed_on = []
         for line in captured.decode("utf-8", "replace").splitlines(keepends=True):

@@ -8,6 +8,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -332,14 +333,20 @@ def test_stale_temp_files_of_a_killed_run_are_removed(run, tmp_path, params_file
 # ------------------------------------------------------------------------------------------- help, make-composites
 
 
-@pytest.mark.parametrize("command", [(), ("harmonize",), ("curves",), ("make-composites",), ("train",), ("eval",), ("bench",)])
-def test_help_shows_flags_without_a_value_type(run, command):
-    result = run(*command, "--help")
-    assert result.code == 0
-    assert "--help" in result.out and "<bool>" not in result.out, result.out
-    if command == ("harmonize",):
-        line = next(line for line in result.out.splitlines() if "--overwrite" in line)
-        assert "Replace existing outputs" in line
+def test_help_shows_flags_without_a_value_type(run):
+    import typer
+
+    from harmcli.cli.app import _register_commands, app
+
+    _register_commands()
+    names = sorted(typer.main.get_command(app).commands)
+    assert {"harmonize", "curves", "make-composites", "train", "eval", "bench"} <= set(names)
+    for command in [(), *((name,) for name in names)]:
+        result = run(*command, "--help")
+        assert result.code == 0
+        assert "--help" in result.out and "<bool>" not in result.out, (command, result.out)
+    line = next(line for line in run("harmonize", "--help").out.splitlines() if "--overwrite" in line)
+    assert "Replace existing outputs" in line and "<" not in line
 
 
 def test_make_composites_refuses_a_non_empty_output_folder(run, tmp_path):
@@ -352,3 +359,30 @@ def test_make_composites_refuses_a_non_empty_output_folder(run, tmp_path):
     result = run("make-composites", src, "-o", out)
     assert_one_error(result, 1, str(out), "not empty")
     assert files_in(out) == ["old_sample.png"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("lands_after_the_write", [False, True], ids=["before", "after"])
+def test_sigterm_on_a_single_image_says_whether_it_was_written(run, tmp_path, params_file, monkeypatch, lands_after_the_write):
+    import signal
+
+    from harmcli import batch
+
+    composite, mask, _ = composite_and_mask(tmp_path)
+    real_run_one = batch.run_one
+
+    def stopped(job, item):
+        if lands_after_the_write:
+            real_run_one(job, item)
+        os.kill(os.getpid(), signal.SIGTERM)  # harmcli's handler raises Interrupted right here
+        time.sleep(5)  # not reached
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(batch, "run_one", stopped)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    result = run("harmonize", composite, "-m", mask, "-o", tmp_path / "o.png", "--params", params_file)
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # harmcli's handler is put back
+    assert result.code == 143
+    expected = "written before the stop" if lands_after_the_write else "not written (stopped before it was complete)"
+    assert result.err_lines == [f"{tmp_path / 'o.png'}: {expected}", "error: stopped by SIGTERM"]
+    assert (tmp_path / "o.png").exists() == lands_after_the_write
