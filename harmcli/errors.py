@@ -60,3 +60,7 @@ class AdjustmentError(HarmcliError):
 
 class DatasetError(HarmcliError):
     """A dataset folder does not have the expected layout."""
+
+
+class BackendError(HarmcliError):
+    """The requested inference engine (ONNX Runtime, PyTorch) is not installed or cannot serve this request."""

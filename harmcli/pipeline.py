@@ -2,26 +2,39 @@
 
 ``Harmonizer.predict`` runs the network on a low-res copy and returns an :class:`Adjustment`;
 :func:`harmcli.ops.apply.apply_adjustment` applies it to the full-resolution image. ``harmonize`` does both.
+Two engines run the network: PyTorch (:class:`Harmonizer`: training, CUDA, the fallback) and ONNX Runtime
+(:class:`OnnxHarmonizer`: the CPU path that never imports torch). :func:`load_harmonizer` picks one.
+
+torch is imported only inside the torch engine's methods, so that this module costs NumPy and OpenCV alone.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
-from harmcli.errors import DeviceError, InputMismatchError, WeightsError
-from harmcli.models import HarmonizationNet, create_model
+from harmcli.errors import BackendError, DeviceError, InputMismatchError, UsageError, WeightsError
 from harmcli.ops.adjustment import Adjustment
 from harmcli.ops.apply import apply_adjustment, mask_to_float
+
+if TYPE_CHECKING:
+    import torch
+
+    from harmcli.models import HarmonizationNet
+    from harmcli.onnx_backend import OnnxNetwork
 
 _SCALE = {np.dtype(np.uint8): 1.0 / 255.0, np.dtype(np.uint16): 1.0 / 65535.0}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' picks CUDA when present; 'cuda' without CUDA is an error, never a silent CPU fallback."""
+    import torch
+
     device = (device or "auto").lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,8 +86,33 @@ def check_inputs(composite: np.ndarray, background: np.ndarray, mask: np.ndarray
         )
 
 
-class Harmonizer:
-    """A loaded network on a device, ready to predict adjustments for many images."""
+class _Predicting:
+    """What both engines share: ``harmonize`` = ``predict`` + apply at full resolution."""
+
+    low_res: int
+    backend: str
+
+    def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
+        raise NotImplementedError
+
+    def harmonize(
+        self,
+        composite: np.ndarray,
+        background: np.ndarray,
+        mask: np.ndarray,
+        *,
+        strength: float = 1.0,
+        shading_strength: float = 1.0,
+    ) -> tuple[np.ndarray, Adjustment]:
+        """Predict and apply; returns the harmonized image (same dtype as ``composite``) and the adjustment used."""
+        adjustment = self.predict(composite, background, mask).scaled(strength, shading_strength)
+        return apply_adjustment(composite, mask, adjustment), adjustment
+
+
+class Harmonizer(_Predicting):
+    """A loaded PyTorch network on a device, ready to predict adjustments for many images."""
+
+    backend = "torch"
 
     def __init__(self, model: HarmonizationNet, device: torch.device):
         self.model = model.to(device).eval()
@@ -95,10 +133,14 @@ class Harmonizer:
     @classmethod
     def untrained(cls, name: str = "lite", device: str = "cpu") -> "Harmonizer":
         """An identity-initialised network (leaves images unchanged); for tests and benchmarks."""
+        from harmcli.models import create_model
+
         return cls(create_model(name), resolve_device(device))
 
     def low_res_inputs(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The network's three inputs as (1, C, S, S) tensors on the device."""
+        import torch
+
         s = self.low_res
         c = torch.from_numpy(downsample(composite, s)).permute(2, 0, 1)[None]
         # In the COMPOSITE --mask form the background is the composite itself: shrink it once.
@@ -106,15 +148,16 @@ class Harmonizer:
         m = torch.from_numpy(downsample(mask_to_float(mask), s))[None, None]
         return c.to(self.device), b.to(self.device), m.to(self.device)
 
-    @torch.inference_mode()
     def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
         """Predict the adjustment for full-resolution RGB ``composite``/``background`` (H, W, 3) and ``mask`` (H, W)."""
-        check_inputs(composite, background, mask)
-        c, b, m = self.low_res_inputs(composite, background, mask)
-        curve_y, shading = self.model(c, b, m)
-        return Adjustment.from_uniform(curve_y[0].float().cpu().numpy(), shading[0, 0].float().cpu().numpy())
+        import torch
 
-    @torch.inference_mode()
+        check_inputs(composite, background, mask)
+        with torch.inference_mode():
+            c, b, m = self.low_res_inputs(composite, background, mask)
+            curve_y, shading = self.model(c, b, m)
+            return Adjustment.from_uniform(curve_y[0].float().cpu().numpy(), shading[0, 0].float().cpu().numpy())
+
     def predict_low_res(
         self, composites: np.ndarray, backgrounds: np.ndarray, masks: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -126,24 +169,150 @@ class Harmonizer:
         Returns:
             ``curve_y`` (B, 3, K) and ``shading`` (B, S, S) float32: the adjustments of :meth:`predict`.
         """
+        import torch
+
         def to_device(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-        c = to_device(composites).permute(0, 3, 1, 2)
-        b = c if backgrounds is composites else to_device(backgrounds).permute(0, 3, 1, 2)
-        m = to_device(masks)[:, None]
-        curve_y, shading = self.model(c, b, m)
-        return curve_y.float().cpu().numpy(), shading[:, 0].float().cpu().numpy()
+        with torch.inference_mode():
+            c = to_device(composites).permute(0, 3, 1, 2)
+            b = c if backgrounds is composites else to_device(backgrounds).permute(0, 3, 1, 2)
+            m = to_device(masks)[:, None]
+            curve_y, shading = self.model(c, b, m)
+            return curve_y.float().cpu().numpy(), shading[:, 0].float().cpu().numpy()
 
-    def harmonize(
-        self,
-        composite: np.ndarray,
-        background: np.ndarray,
-        mask: np.ndarray,
-        *,
-        strength: float = 1.0,
-        shading_strength: float = 1.0,
-    ) -> tuple[np.ndarray, Adjustment]:
-        """Predict and apply; returns the harmonized image (same dtype as ``composite``) and the adjustment used."""
-        adjustment = self.predict(composite, background, mask).scaled(strength, shading_strength)
-        return apply_adjustment(composite, mask, adjustment), adjustment
+
+class OnnxHarmonizer(_Predicting):
+    """The same predictions through ONNX Runtime on the CPU (see :mod:`harmcli.onnx_backend`); no torch."""
+
+    backend = "onnx"
+    device = "cpu"
+
+    def __init__(self, network: OnnxNetwork):
+        self.network = network
+        self.low_res = network.low_res
+
+    def low_res_inputs(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The network's three inputs as (1, C, S, S) float32 arrays: the same pixels as the torch engine's."""
+        s = self.low_res
+        c = np.ascontiguousarray(downsample(composite, s).transpose(2, 0, 1))[None]
+        b = c if background is composite else np.ascontiguousarray(downsample(background, s).transpose(2, 0, 1))[None]
+        m = downsample(mask_to_float(mask), s)[None, None]
+        return c, b, np.ascontiguousarray(m)
+
+    def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
+        """Predict the adjustment for full-resolution RGB ``composite``/``background`` (H, W, 3) and ``mask`` (H, W)."""
+        check_inputs(composite, background, mask)
+        curve_y, shading = self.network(*self.low_res_inputs(composite, background, mask))
+        return Adjustment.from_uniform(curve_y[0], shading[0, 0])
+
+    def predict_low_res(
+        self, composites: np.ndarray, backgrounds: np.ndarray, masks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Harmonizer.predict_low_res` on ONNX Runtime; the exported graph takes one image, so a loop."""
+        curves, shadings = [], []
+        for i in range(len(composites)):
+            c = np.ascontiguousarray(composites[i].transpose(2, 0, 1), dtype=np.float32)[None]
+            b = c if backgrounds is composites else np.ascontiguousarray(backgrounds[i].transpose(2, 0, 1), dtype=np.float32)[None]
+            curve_y, shading = self.network(c, b, np.ascontiguousarray(masks[i], dtype=np.float32)[None, None])
+            curves.append(curve_y[0])
+            shadings.append(shading[0, 0])
+        return np.stack(curves), np.stack(shadings)
+
+
+# ----------------------------------------------------------------------------------------- choosing an engine
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def load_harmonizer(
+    weights: str | Path | None = None,
+    device: str = "auto",
+    backend: str = "auto",
+    threads: int | None = None,
+    notes: list[str] | None = None,
+) -> Harmonizer | OnnxHarmonizer:
+    """Load ``weights`` (or the shipped default) on the engine that ``backend`` and ``device`` ask for.
+
+    ``auto`` runs ONNX Runtime on the CPU when ``onnxruntime`` is installed and an up-to-date export of the
+    weights lies beside them (``NAME.onnx``, or ``weights`` is itself a ``.onnx`` file); otherwise, and on CUDA,
+    PyTorch. ``onnx`` insists on ONNX Runtime (an error when it cannot serve); ``torch`` insists on PyTorch.
+    ``threads`` sets the engine's CPU threads. A stale export under ``auto`` adds a line to ``notes``.
+    """
+    from harmcli.onnx_backend import onnx_path_for, onnx_runtime_installed
+    from harmcli.weights import default_weights_path, file_sha256
+
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not '{backend}'")
+    device = (device or "auto").lower()
+    path = Path(weights) if weights is not None else default_weights_path()
+    if path is None:
+        raise WeightsError("no default weights found in weights/; pass --weights FILE")
+    given_onnx = path.suffix.lower() == ".onnx"
+    if device.startswith("cuda") and (backend == "onnx" or given_onnx):
+        raise UsageError("the ONNX backend runs on the CPU; for CUDA use --backend torch with a .safetensors weights file")
+    if given_onnx and backend == "torch":
+        raise UsageError(f"{path}: --backend torch needs the .safetensors weights, not an ONNX export")
+
+    if backend == "torch" or (backend == "auto" and not given_onnx and _cuda_may_be_present(device)):
+        return _torch_harmonizer(path, device, threads)
+    if not onnx_runtime_installed():
+        if backend == "onnx" or given_onnx:
+            raise BackendError("ONNX Runtime is not installed: pip install onnxruntime (or use --backend torch)")
+        return _torch_harmonizer(path, device, threads)
+    if given_onnx:
+        return _onnx_harmonizer(path, threads)
+    exported = onnx_path_for(path)
+    hint = f"make it with 'harmcli export {path} -o {exported}'"
+    if not exported.is_file():
+        if backend == "onnx":
+            raise WeightsError(f"{path}: no ONNX export beside it ({exported}); {hint}, or use --backend torch")
+        return _torch_harmonizer(path, device, threads)
+    harmonizer = _onnx_harmonizer(exported, threads)
+    if harmonizer.network.weights_sha256 != file_sha256(path):
+        # Weights retrained or replaced and the export left behind: never run the old network.
+        message = f"{exported} was exported from other weights than {path}; {hint.replace('make it', 'refresh it')}"
+        if backend == "onnx":
+            raise WeightsError(message)
+        if notes is not None:
+            notes.append(message + "; using PyTorch meanwhile")
+        return _torch_harmonizer(path, device, threads)
+    return harmonizer
+
+
+def _torch_harmonizer(path: Path, device: str, threads: int | None) -> Harmonizer:
+    harmonizer = Harmonizer.load(path, device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return harmonizer
+
+
+def _onnx_harmonizer(path: Path, threads: int | None) -> OnnxHarmonizer:
+    from harmcli.onnx_backend import OnnxNetwork
+
+    return OnnxHarmonizer(OnnxNetwork(path, threads))
+
+
+def _cuda_may_be_present(device: str) -> bool:
+    """Whether ``device`` may mean a CUDA GPU, answered without importing torch where the system tells.
+
+    ``cpu``: no. ``auto``: only when CUDA is visible (not hidden by CUDA_VISIBLE_DEVICES, an NVIDIA driver on
+    Linux, not macOS) and then torch itself is asked, the only reliable judge.
+    """
+    if device == "cpu":
+        return False
+    if device.startswith("cuda"):
+        return True
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux") and not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/dxg")
+    ):
+        return False
+    import torch
+
+    return torch.cuda.is_available()

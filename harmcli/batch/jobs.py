@@ -180,21 +180,22 @@ def default_threads(folder: bool) -> int | None:
 
 
 class NetworkPredictor:
-    """Predicts adjustments with a network that is loaded once, on first use (or by :meth:`load`)."""
+    """Predicts adjustments with a network that is loaded once, on first use (or by :meth:`load`).
 
-    def __init__(self, weights: Path | None, device: str, threads: int | None = None):
-        self.weights, self.device, self.threads = weights, device, threads
+    ``backend`` picks the engine (:func:`harmcli.pipeline.load_harmonizer`); ``notes`` collects what the user
+    should hear about that choice (a stale ONNX export).
+    """
+
+    def __init__(self, weights: Path | None, device: str, threads: int | None = None, backend: str = "auto"):
+        self.weights, self.device, self.threads, self.backend = weights, device, threads, backend
         self.harmonizer = None
+        self.notes: list[str] = []
 
     def load(self) -> None:
         if self.harmonizer is None:
-            from harmcli.pipeline import Harmonizer
+            from harmcli.pipeline import load_harmonizer
 
-            self.harmonizer = Harmonizer.load(self.weights, self.device)
-            if self.threads:
-                import torch
-
-                torch.set_num_threads(self.threads)
+            self.harmonizer = load_harmonizer(self.weights, self.device, self.backend, self.threads, self.notes)
 
     def __call__(self, inputs: LoadedInputs) -> Adjustment:
         self.load()

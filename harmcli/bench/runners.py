@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import numpy as np
-
 from harmcli.bench.config import JPEG_QUALITY, MAX_PIXELS
 from harmcli.errors import HarmcliError
 from harmcli.ops.adjustment import Adjustment
@@ -68,18 +65,11 @@ def loop_runner(harmonizer, pairs: list[tuple[Path, Path]], output: Path) -> Cal
 
 
 def opencv_loop(pairs: list[tuple[Path, Path]], output: Path, low_res: int) -> Callable[[], None]:
-    """The floor for folder mode: read, downsample (discarded), LUT + blend with the mask, write JPEG q95."""
-    table = np.clip(np.arange(256) * 1.1 - 10, 0, 255).astype(np.uint8)
-    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    """The floor for folder mode: :func:`harmcli.bench.plain_opencv.process` over every pair, in one process."""
+    from harmcli.bench.plain_opencv import process
 
     def run() -> None:
         for composite_path, mask_path in pairs:
-            image = cv2.imread(str(composite_path), cv2.IMREAD_COLOR)
-            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-            cv2.resize(image, (low_res, low_res), interpolation=cv2.INTER_AREA)
-            cv2.resize(mask, (low_res, low_res), interpolation=cv2.INTER_AREA)
-            weight = cv2.LUT(mask, ramp)
-            blended = cv2.blendLinear(cv2.LUT(image, table), image, weight, 1.0 - weight)
-            cv2.imwrite(str(output / composite_path.name), blended, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            process(composite_path, mask_path, output / composite_path.name, low_res)
 
     return run

@@ -59,6 +59,23 @@ def check_device_name(device: str, option: str = "--device") -> str:
     return name
 
 
+BACKEND_NAMES = ("auto", "onnx", "torch")  # harmcli.pipeline.BACKENDS, kept here so --help loads nothing
+BACKEND_HELP = (
+    "Engine for the network: auto (ONNX Runtime on the CPU when an export of the weights lies beside them, "
+    "PyTorch on CUDA or otherwise), onnx, or torch."
+)
+
+
+def check_backend_name(backend: str) -> str:
+    """The --backend value, normalised; anything else is a usage error (exit 2) before any work."""
+    from harmcli.errors import UsageError
+
+    name = backend.strip().lower()
+    if name not in BACKEND_NAMES:
+        raise UsageError(f"--backend must be {', '.join(BACKEND_NAMES[:-1])} or {BACKEND_NAMES[-1]}, not '{backend}'")
+    return name
+
+
 def _error(message: str) -> None:
     # One line on stderr, red when it is a terminal. rich is only imported on this (rare) path.
     from rich.console import Console

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app, check_device_name
+from harmcli.cli.app import BACKEND_HELP, app, check_backend_name, check_device_name
 
 _FORMATS = {"MSE": ".2f", "fMSE": ".2f", "PSNR": ".2f", "fPSNR": ".2f", "SSIM": ".4f"}
 
@@ -43,6 +43,7 @@ def eval_command(
         typer.Option("--weights", "-w", metavar="FILE", help="Weights for --method harmcli (default: the shipped ones)."),
     ] = None,
     device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="Device for harmcli: auto, cpu or cuda.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)] = "auto",
     size: Annotated[
         Optional[int],
         typer.Option(
@@ -101,6 +102,7 @@ def eval_command(
 
     names = parse_methods(method)
     device = check_device_name(device)
+    backend = check_backend_name(backend)
     if weights is not None and "harmcli" not in names:
         raise UsageError("--weights is only used by --method harmcli, which is not among the methods asked for")
     if grid is not None and grid.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -121,7 +123,7 @@ def eval_command(
         items = items[:limit]
     _refuse_overwriting_inputs(outputs, items)
     try:
-        methods = build_methods(names, weights=weights, device=device)
+        methods = build_methods(names, weights=weights, device=device, backend=backend)
     except WeightsError as exc:
         if weights is None:
             raise WeightsError(f"{exc} (or leave harmcli out: --method identity,reinhard,hist)") from None

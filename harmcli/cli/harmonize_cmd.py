@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app, check_device_name
+from harmcli.cli.app import BACKEND_HELP, app, check_backend_name, check_device_name
 
 # Kept in step with harmcli.io by a test: importing harmcli.io here would load OpenCV for `harmcli --help`.
 CURVES_FORMATS = ("json", "cube", "acv", "tif", "png")
@@ -38,8 +38,13 @@ MaskOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda:N); cuda without a GPU is an error.")]
 WeightsOpt = Annotated[
     Optional[Path],
-    typer.Option("--weights", help="A harmcli .safetensors weights file (default: the shipped one).", show_default=False),
+    typer.Option(
+        "--weights",
+        help="A harmcli .safetensors weights file, or its ONNX export (default: the shipped one).",
+        show_default=False,
+    ),
 ]
+BackendOpt = Annotated[str, typer.Option("--backend", help=BACKEND_HELP)]
 StrengthOpt = Annotated[float, typer.Option("--strength", help="Curves, 0..2: 0 = off, 1 = as predicted, 2 = double.")]
 ShadingOpt = Annotated[
     float, typer.Option("--shading-strength", help="Shading map, 0..2: 0 = off, 1 = as predicted, 2 = double.")
@@ -85,8 +90,10 @@ class _Reporter:
 LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg", ".webp")
 
 
-def _check_options(inputs, output, *, strength, shading_strength, max_pixels, threads, skip_existing, overwrite, device):
-    """What can be wrong before any file is looked at. Returns the existing-output policy and the device."""
+def _check_options(
+    inputs, output, *, strength, shading_strength, max_pixels, threads, skip_existing, overwrite, device, backend="auto"
+):
+    """What can be wrong before any file is looked at. Returns the existing-output policy, device and backend."""
     from harmcli.errors import UsageError
 
     if not inputs:
@@ -103,8 +110,8 @@ def _check_options(inputs, output, *, strength, shading_strength, max_pixels, th
         raise UsageError(f"--threads must be at least 1, got {threads}")
     if skip_existing and overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other; give one")
-    device = check_device_name(device)
-    return ("skip" if skip_existing else "overwrite" if overwrite else "error"), device
+    existing = "skip" if skip_existing else "overwrite" if overwrite else "error"
+    return existing, check_device_name(device), check_backend_name(backend)
 
 
 def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
@@ -136,6 +143,8 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
             written = _file_identity(out) not in (None, before)
             report.info(f"{out}: {'written before the stop' if written else 'not written (stopped before it was complete)'}")
             raise
+        finally:
+            _report_notes(job, report)
         if result.status == "skipped":
             report.info(f"skipped: {result.message}")
             return
@@ -180,6 +189,7 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
                 not_started = len(plan.items) + len(plan.failures) - len(done.results)
                 report.info(f"{layout.path}: {done.line()}; {not_started} not started (interrupted)")
             raise
+    _report_notes(job, report)
     report.info(f"{layout.path}: {summary.line()}")
     if summary.failed:
         # A HarmcliError rather than typer.Exit: the app turns it into one red line and exit code 1.
@@ -208,6 +218,12 @@ def _remove_stale_temp_files(layout, report: _Reporter) -> None:
         report.info(f"{folder}: removed {len(removed)} temporary file(s) left by an interrupted harmcli run")
 
 
+def _report_notes(job, report: _Reporter) -> None:
+    """What the engine choice wants the user to know (e.g. a stale ONNX export), once per run."""
+    for note in getattr(job.predictor, "notes", ()):
+        report.warn(note)
+
+
 @app.command("harmonize")
 def harmonize_command(
     inputs: Inputs = None,
@@ -223,6 +239,7 @@ def harmonize_command(
     mask: MaskOpt = None,
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     params: Annotated[
@@ -303,9 +320,9 @@ def harmonize_command(
     from harmcli.errors import UsageError
     from harmcli.io.images import WRITE_EXTENSIONS
 
-    existing, device = _check_options(
+    existing, device, backend = _check_options(
         inputs, output, strength=strength, shading_strength=shading_strength, max_pixels=max_pixels, threads=threads,
-        skip_existing=skip_existing, overwrite=overwrite, device=device,
+        skip_existing=skip_existing, overwrite=overwrite, device=device, backend=backend,
     )
     if not 1 <= jpeg_quality <= 100:
         raise UsageError(f"--jpeg-quality must be between 1 and 100, got {jpeg_quality}")
@@ -341,7 +358,7 @@ def harmonize_command(
 
         predictor = batch.FixedPredictor(load_adjustment(params))
     else:
-        predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder))
+        predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder), backend)
     reader = batch.InputReader(max_pixels=max_pixels)
     job = batch.HarmonizeJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
@@ -373,6 +390,7 @@ def curves_command(
     ] = None,
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     skip_existing: SkipOpt = False,
@@ -385,15 +403,15 @@ def curves_command(
     from harmcli import batch
     from harmcli.io.adjustment_files import EXPORT_EXTENSIONS
 
-    existing, device = _check_options(
+    existing, device, backend = _check_options(
         inputs, output, strength=strength, shading_strength=shading_strength, max_pixels=max_pixels, threads=threads,
-        skip_existing=skip_existing, overwrite=overwrite, device=device,
+        skip_existing=skip_existing, overwrite=overwrite, device=device, backend=backend,
     )
     spec = batch.InputSpec.from_args(inputs, mask)
     spec.check_exists()
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
     reader = batch.InputReader(max_pixels=max_pixels)
-    predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder))
+    predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder), backend)
     job = batch.CurvesJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, protect=(weights,),

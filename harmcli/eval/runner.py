@@ -1,6 +1,6 @@
 """Evaluate harmonization methods side by side on a dataset: each item is loaded once, every method runs on it.
 
-Methods: ``harmcli`` (the network, :class:`harmcli.pipeline.Harmonizer`), ``identity`` (the composite itself:
+Methods: ``harmcli`` (the network, through :func:`harmcli.pipeline.load_harmonizer`), ``identity`` (the composite itself:
 the "do nothing" reference every paper reports), ``reinhard`` and ``hist`` (:mod:`harmcli.ops.baselines`).
 
 Resolution: native by default (the image as stored). ``size=S`` resizes composite, mask, ground truth (and
@@ -105,16 +105,19 @@ def parse_methods(values: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_methods(names: Sequence[str], *, weights: str | Path | None = None, device: str = "auto") -> dict[str, Method]:
-    """Callables for ``names``; the network is loaded once, and only when ``harmcli`` is asked for."""
+def build_methods(
+    names: Sequence[str], *, weights: str | Path | None = None, device: str = "auto", backend: str = "auto"
+) -> dict[str, Method]:
+    """Callables for ``names``; the network is loaded once, and only when ``harmcli`` is asked for, on the engine
+    ``backend`` picks (:func:`harmcli.pipeline.load_harmonizer`)."""
     from harmcli.ops.baselines import histogram_match, reinhard_transfer
 
     methods: dict[str, Method] = {}
     for name in names:
         if name == "harmcli":
-            from harmcli.pipeline import Harmonizer
+            from harmcli.pipeline import load_harmonizer
 
-            harmonizer = Harmonizer.load(weights, device)
+            harmonizer = load_harmonizer(weights, device, backend)
             methods[name] = lambda c, b, m, h=harmonizer: h.harmonize(c, b, m)[0]
         elif name == "identity":
             methods[name] = lambda c, b, m: c

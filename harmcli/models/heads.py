@@ -43,7 +43,8 @@ def masked_pool(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
     Harmonisation is about how the foreground differs from the background, so the curves head sees their
     statistics separately rather than one global average.
     """
-    m = F.interpolate(mask, size=features.shape[-2:], mode="area")
+    # Plain ints: the ONNX export traces a fixed low-res, and "area" resizing exports only with a constant size.
+    m = F.interpolate(mask, size=tuple(int(s) for s in features.shape[-2:]), mode="area")
     eps = 1e-4
     inside = (features * m).sum((2, 3)) / (m.sum((2, 3)) + eps)
     outside = (features * (1 - m)).sum((2, 3)) / ((1 - m).sum((2, 3)) + eps)
