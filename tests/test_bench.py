@@ -27,7 +27,7 @@ def bench_report(tmp_path_factory):
     # lite@64 keeps the untrained network cheap; 64x48 is a custom size, 100 a square one. One thread: a shared
     # CI machine makes torch's two-thread barriers slow, and run_bench restores the setting afterwards.
     args = ["bench", "--device", "cpu", "--model", "lite@64", "--sizes", "64x48,100", "--runs", "2", "--warmup", "1"]
-    args += ["--threads", "1", "--json", str(out)]
+    args += ["--threads", "1", "--no-oneshot", "--json", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(out.read_text()), result.stdout
@@ -61,13 +61,17 @@ def test_bench_times_every_stage_at_every_size(bench_report):
         assert entry["min_ms"] <= entry["median_ms"] <= entry["max_ms"]
         assert entry["stage"] in STAGES
     network = [s for s in stages if s["stage"] == "network"]
-    assert [(s["size"], s["model"], s["precision"]) for s in network] == [(None, "lite@64", "fp32")]  # once, not per size
+    # once per engine, not per size: auto on the CPU times PyTorch and ONNX Runtime
+    assert [(s["size"], s["model"], s["precision"], s["backend"]) for s in network] == [
+        (None, "lite@64", "fp32", "torch"), (None, "lite@64", "fp32", "onnx")
+    ]
     for size in ("64x48", "100"):
         present = {s["stage"] for s in stages if s["size"] == size}
         assert present == set(STAGES) - {"network"}, size
-    assert {s["model"] for s in stages if s["stage"] == "downsample"} == {"lite@64"}
-    totals = {(t["size"], t["model"], t["precision"]) for t in report["totals"]}
-    assert totals == {("64x48", "lite@64", "fp32"), ("100", "lite@64", "fp32")}
+    assert {(s["model"], s["backend"]) for s in stages if s["stage"] == "downsample"} == {("lite@64", "torch"), ("lite@64", "onnx")}
+    assert {s["backend"] for s in stages if s["stage"] not in ("downsample", "network")} == {None}
+    totals = {(t["size"], t["model"], t["precision"], t["backend"]) for t in report["totals"]}
+    assert totals == {(size, "lite@64", "fp32", b) for size in ("64x48", "100") for b in ("torch", "onnx")}
 
 
 def test_bench_floor_ratio_and_memory(bench_report):
@@ -83,8 +87,8 @@ def test_bench_floor_ratio_and_memory(bench_report):
     assert memory["peak_rss_mib"] >= memory["baseline_rss_mib"] > 0 and memory["rss_increase_mib"] >= 0
     assert memory["cuda_max_allocated_mib"] is None
     assert report["settings"]["threads"] == 1 and report["torch_threads"] == 1
-    assert report["folder"] is None
-    for text in ("decode JPEG", "apply ÷ floor", "network lite@64 fp32", "peak memory", "untrained"):
+    assert report["folder"] is None and report["oneshot"] is None
+    for text in ("decode JPEG", "apply ÷ floor", "network lite@64 fp32 torch", "network lite@64 fp32 onnx", "peak memory", "untrained"):
         assert text in stdout, text
 
 
@@ -93,12 +97,13 @@ def test_folder_mode_compares_with_the_opencv_floor(tmp_path):
 
     threads = torch.get_num_threads()
     config = BenchConfig(devices=["cpu"], models=["lite@64"], sizes=parse_sizes("32"), runs=1, warmup=0, threads=1,
-                         folder=2, folder_size="160x120", memory=False)
+                         folder=2, folder_size="160x120", memory=False, oneshot=False)
     report = run_bench(config)
     assert torch.get_num_threads() == threads  # restored
     folder = report["folder"]
     assert folder["images"] == 2 and folder["size"] == "160x120" and folder["model"] == "lite@64"
     assert folder["mode"].startswith("harmcli.batch.run_batch")
+    assert folder["backend"] == "onnx"  # what `harmcli harmonize FOLDER` runs on a CPU
     assert _number(folder["ratio"]) and folder["ratio"] == pytest.approx(folder["harmcli_s"] / folder["opencv_loop_s"])
     assert folder["harmcli_ms_per_image"] == pytest.approx(folder["harmcli_s"] / 2 * 1e3)
     assert any("folder mode" in str(r) for r in render(report))
@@ -106,12 +111,13 @@ def test_folder_mode_compares_with_the_opencv_floor(tmp_path):
 
 def test_bench_json_to_stdout_and_quiet(tmp_path):
     args = ["bench", "--device", "cpu", "--model", "lite@64", "--sizes", "32", "--runs", "1", "--warmup", "0"]
-    args += ["--threads", "1", "--no-memory", "--quiet"]
+    args += ["--threads", "1", "--no-memory", "--no-oneshot", "--backend", "torch", "--quiet"]
     result = CliRunner().invoke(app, [*args, "--json", "-"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)  # nothing but the JSON on stdout
     assert report["peak_memory"] == [] and report["folder"] is None
     assert list(report["sizes"]) == ["32"]
+    assert {s["backend"] for s in report["stages"] if s["stage"] == "network"} == {"torch"}
 
 
 @pytest.mark.parametrize(
@@ -159,3 +165,20 @@ def test_scene_is_realistic():
     assert 0.25 < mask.mean() / 255 < 0.45  # about 35 % of the frame
     assert ((mask > 0) & (mask < 255)).any()  # a soft edge
     assert composite.std() > 10 and not np.array_equal(composite, background)
+
+
+def test_oneshot_times_whole_processes_against_the_plain_script():
+    """Fresh processes with the shipped weights: the plain OpenCV script, harmcli on each backend, --help."""
+    config = BenchConfig(devices=["cpu"], models=["lite@64"], sizes=parse_sizes("32"), runs=1, warmup=0, threads=1,
+                         memory=False, oneshot_size="96x64")
+    report = run_bench(config)
+    oneshot = report["oneshot"]
+    assert oneshot["size"] == "96x64" and oneshot["runs"] == 1 and oneshot["low_res"] == 256
+    assert set(oneshot["seconds"]) == {"plain_opencv", "torch", "onnx", "help"}
+    for name, timing in oneshot["seconds"].items():
+        assert 0 < timing["min"] <= timing["median"] <= timing["max"], name
+    for backend in ("torch", "onnx"):
+        assert oneshot["ratio"][backend] == pytest.approx(oneshot["seconds"][backend]["median"] / oneshot["seconds"]["plain_opencv"]["median"])
+        assert f"--backend {backend}" in oneshot["commands"][backend]
+    assert oneshot["commands"]["plain_opencv"].split()[1].endswith("plain_opencv.py")
+    assert any("one-shot" in str(r) for r in render(report))

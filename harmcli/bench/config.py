@@ -15,6 +15,8 @@ JPEG_QUALITY = 95
 NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160), "12mp": (4000, 3000)}
 DEFAULT_SIZES = ("512", "1080p", "4k", "12mp")
 FOLDER_SIZE = "4k"
+ONESHOT_SIZE = "4k"
+BACKENDS = ("auto", "onnx", "torch")
 MASK_COVERAGE = 0.35
 MIN_SIDE, MAX_PIXELS = 16, 100_000_000
 
@@ -91,6 +93,9 @@ class BenchConfig:
     folder: int = 0
     folder_size: str = FOLDER_SIZE  # the CLI always uses 4K; tests use less
     memory: bool = True
+    backend: str = "auto"  # auto: every engine the device has (torch; ONNX Runtime too on the CPU)
+    oneshot: bool = True  # time whole `harmcli harmonize` processes against the plain OpenCV script
+    oneshot_size: str = ONESHOT_SIZE  # the CLI always uses 4K; tests use less
     seed: int = 0
 
     def check(self) -> None:
@@ -104,3 +109,5 @@ class BenchConfig:
             raise UsageError(f"--folder must be 0 (off) or a number of images, got {self.folder}")
         if not self.sizes:
             raise UsageError("--sizes is empty")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, not '{self.backend}'")

@@ -1,4 +1,5 @@
-"""The networks being timed: built untrained or from weights, called in fp32 or under autocast."""
+"""The networks being timed: built untrained or from weights, called in fp32 or under autocast, and the same
+networks exported to ONNX and run by ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -26,6 +27,31 @@ def build_harmonizer(spec: ModelSpec, weights: Path | None, device: str):
     return Harmonizer(create_model(spec.preset, **overrides), dev)
 
 
+def build_onnx_harmonizer(harmonizer, folder: Path, threads: int | None):
+    """The network of a torch ``harmonizer`` exported to ``folder`` and loaded in ONNX Runtime (same weights)."""
+    from harmcli.onnx_backend import OnnxNetwork, export_model
+    from harmcli.pipeline import OnnxHarmonizer
+
+    path = folder / f"bench-{id(harmonizer)}.onnx"
+    if not path.exists():
+        export_model(harmonizer.model, path)
+    return OnnxHarmonizer(OnnxNetwork(path, threads))
+
+
+def backends_for(device: torch.device, backend: str) -> list[str]:
+    """The engines to time on ``device``: ``auto`` = every one it has; ONNX Runtime serves the CPU only."""
+    from harmcli.errors import UsageError
+    from harmcli.onnx_backend import onnx_runtime_installed
+
+    onnx = device.type == "cpu" and onnx_runtime_installed()
+    if backend == "onnx" and not onnx:
+        why = "onnxruntime is not installed" if device.type == "cpu" else f"it runs on the CPU, not {device}"
+        raise UsageError(f"--backend onnx: {why}")
+    if backend == "auto":
+        return ["torch", "onnx"] if onnx else ["torch"]
+    return [backend]
+
+
 def precisions(device: torch.device, fp16: bool | None) -> list[str]:
     """fp32 always; half precision too when asked, or by default on CUDA (autocast: fp16 on CUDA, bf16 on CPU)."""
     half = "fp16" if device.type == "cuda" else "bf16"
@@ -42,6 +68,13 @@ def autocast(device: torch.device, precision: str):
 
 def network_call(harmonizer, inputs, precision: str) -> Callable[[], Adjustment]:
     """What ``Harmonizer.predict`` does after the downsample: forward, outputs to the host, an Adjustment."""
+    if harmonizer.backend == "onnx":
+
+        def run_onnx() -> Adjustment:
+            curve_y, shading = harmonizer.network(*inputs)
+            return Adjustment.from_uniform(curve_y[0], shading[0, 0])
+
+        return run_onnx
 
     def call() -> Adjustment:
         with torch.inference_mode(), autocast(harmonizer.device, precision):

@@ -24,12 +24,16 @@ def render(report: dict) -> list:
     runs = report["settings"]["runs"]
     out = []
 
-    def find(stage, size=None, device=None, model=None, precision=None):
+    def find(stage, size=None, device=None, model=None, precision=None, backend=None):
         for s in report["stages"]:
             same_device = device is None or s["device"] == device
-            if (s["stage"], s["size"], s["model"], s["precision"]) == (stage, size, model, precision) and same_device:
+            key = (s["stage"], s["size"], s["model"], s["precision"], s.get("backend"))
+            if key == (stage, size, model, precision, backend) and same_device:
                 return s
         return None
+
+    def engine(s) -> str:
+        return f" {s['backend']}" if s.get("backend") else ""
 
     for device in report["device"]:
         where = report["gpu"]["name"] if device.startswith("cuda") and report["gpu"] else report["cpu"]["name"]
@@ -41,13 +45,15 @@ def render(report: dict) -> list:
             dims = f"{info['width']}×{info['height']}"
             table.add_column(dims if re.fullmatch(r"[\dx]+", name) else f"{name}\n{dims}", justify="right")
         table.add_row("decode JPEG", *[_cell(find("decode", n)) for n in sizes])
-        for model, info in report["models"].items():
-            cells = [_cell(find("downsample", n, device, model)) for n in sizes]
-            table.add_row(f"downsample → {info['low_res']}² ({model})", *cells)
+        shrinks = [s for s in report["stages"] if s["stage"] == "downsample" and s["device"] == device]
+        for model, backend in dict.fromkeys((s["model"], s.get("backend")) for s in shrinks):
+            cells = [_cell(find("downsample", n, device, model, None, backend)) for n in sizes]
+            where = f"{model}, {backend}" if backend else model
+            table.add_row(f"downsample → {report['models'][model]['low_res']}² ({where})", *cells)
         network_rows = [s for s in report["stages"] if s["stage"] == "network" and s["device"] == device]
         for s in network_rows:
             res = report["models"][s["model"]]["low_res"]
-            table.add_row(f"network {s['model']} {s['precision']} ({res}², any size)", *[_cell(s)] * len(sizes))
+            table.add_row(f"network {s['model']} {s['precision']}{engine(s)} ({res}², any size)", *[_cell(s)] * len(sizes))
         table.add_row("apply", *[_cell(find("apply", n)) for n in sizes])
         floors = {f["size"]: f for f in report["floor"]}
         table.add_row("apply floor: one cv2.LUT", *[_cell(floors.get(n)) for n in sizes])
@@ -55,10 +61,12 @@ def render(report: dict) -> list:
         table.add_row("encode JPEG q95", *[_cell(find("encode_jpeg", n)) for n in sizes])
         table.add_row("encode PNG", *[_cell(find("encode_png", n)) for n in sizes])
         for s in network_rows:
-            key = (device, s["model"], s["precision"])
-            totals = {t["size"]: t for t in report["totals"] if (t["device"], t["model"], t["precision"]) == key}
+            key = (device, s["model"], s["precision"], s.get("backend"))
+            totals = {
+                t["size"]: t for t in report["totals"] if (t["device"], t["model"], t["precision"], t.get("backend")) == key
+            }
             table.add_row(
-                Text(f"total {s['model']} {s['precision']} (decode→JPEG)", style="bold"),
+                Text(f"total {s['model']} {s['precision']}{engine(s)} (decode→JPEG)", style="bold"),
                 *[Text(f"{totals[n]['median_ms']:.0f}", style="bold") if n in totals else "-" for n in sizes],
             )
         out.append(table)
@@ -76,8 +84,15 @@ def render(report: dict) -> list:
             f"folder mode, {f['images']} × {f['size']} JPEG ({f['model']} on {f['device']}, median of {f['repeats']}): "
             f"OpenCV loop {f['opencv_loop_s']:.2f} s ({f['opencv_ms_per_image']:.0f} ms/image), "
             f"harmcli {f['harmcli_s']:.2f} s ({f['harmcli_ms_per_image']:.0f} ms/image) = {f['ratio']:.2f}× the floor; "
-            f"{f['mode']}"
+            f"{f.get('backend', 'torch')}; {f['mode']}"
         ))
+    if report.get("oneshot"):
+        o = report["oneshot"]
+        seconds = o["seconds"]
+        parts = [f"plain OpenCV script {seconds['plain_opencv']['median']:.2f} s"]
+        parts += [f"harmcli {b} {seconds[b]['median']:.2f} s ({ratio:.2f}×)" for b, ratio in o["ratio"].items()]
+        parts.append(f"harmcli --help {seconds['help']['median']:.2f} s")
+        out.append(Text(f"one-shot, one {o['size']} JPEG per process (median of {o['runs']}, start to exit): " + ", ".join(parts)))
     for note in report["notes"]:
         out.append(Text(f"note: {note}", style="dim"))
     return out

@@ -14,7 +14,8 @@ import torch
 from harmcli.bench.config import JPEG_QUALITY, SCHEMA, BenchConfig, ModelSpec, parse_model
 from harmcli.bench.folder import folder_mode
 from harmcli.bench.memory import probe_in_child
-from harmcli.bench.networks import build_harmonizer, network_call, precisions
+from harmcli.bench.networks import backends_for, build_harmonizer, build_onnx_harmonizer, network_call, precisions
+from harmcli.bench.oneshot import oneshot_mode
 from harmcli.bench.scenes import make_scene, synthetic_adjustment, write_scene
 from harmcli.bench.system import system_info
 from harmcli.bench.timing import Timing, time_call
@@ -61,6 +62,7 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
         "settings": {
             "runs": runs, "warmup": warmup, "fp16": config.fp16,
             "weights": str(config.weights) if config.weights else None, "threads": config.threads, "folder": config.folder,
+            "backend": config.backend, "oneshot": config.oneshot,
         },
         "models": {},
         "sizes": {},
@@ -69,12 +71,13 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
         "totals": [],
         "peak_memory": [],
         "folder": None,
+        "oneshot": None,
         "notes": [],
     }
     stages = report["stages"]
 
-    def record(stage: str, timing: Timing, *, size=None, device="cpu", model=None, precision=None) -> Timing:
-        entry = {"stage": stage, "size": size, "device": str(device), "model": model, "precision": precision}
+    def record(stage: str, timing: Timing, *, size=None, device="cpu", model=None, precision=None, backend=None) -> Timing:
+        entry = {"stage": stage, "size": size, "device": str(device), "model": model, "precision": precision, "backend": backend}
         stages.append({**entry, **timing.as_dict()})
         return timing
 
@@ -85,6 +88,15 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
         tmp = Path(tmp)
         say("building models")
         harmonizers = {(d, s.name): build_harmonizer(s, config.weights, str(d)) for d in devices for s in specs}
+        # Every engine timed: (device, model, backend) -> a harmonizer; ONNX ones run the same network, exported.
+        engines = {}
+        for (device, name), net in harmonizers.items():
+            for backend in backends_for(device, config.backend):
+                if backend == "onnx":
+                    say(f"exporting {name} to ONNX")
+                    engines[(device, name, backend)] = build_onnx_harmonizer(net, tmp, config.threads)
+                else:
+                    engines[(device, name, backend)] = net
         for spec in specs:
             net = harmonizers[(devices[0], spec.name)]
             report["models"][spec.name] = {
@@ -97,13 +109,13 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
         # The network sees only the low-res copy: time it once per device, model and precision.
         probe = make_scene(512, 512, config.seed)
         network_ms: dict[tuple, float] = {}
-        for (device, name), net in harmonizers.items():
+        for (device, name, backend), net in engines.items():
             inputs = net.low_res_inputs(*probe)
-            for precision in precisions(device, config.fp16):
-                say(f"network {name} {precision} on {device}")
+            for precision in precisions(device, config.fp16) if backend == "torch" else ["fp32"]:
+                say(f"network {name} {precision} on {device} ({backend})")
                 timing = time_call(network_call(net, inputs, precision), runs, warmup, sync_for(device))
-                record("network", timing, device=device, model=name, precision=precision)
-                network_ms[(device, name, precision)] = timing.median_ms
+                record("network", timing, device=device, model=name, precision=precision, backend=backend)
+                network_ms[(device, name, precision, backend)] = timing.median_ms
 
         # The other stages at each full-res size. Decode, apply and encode run on the CPU whatever the device.
         scenes = {}
@@ -117,11 +129,13 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
             say(f"{size.name}: decode")
             decode = record("decode", time_call(lambda: read_image(scene.composite_path), runs, warmup), size=size.name)
             downsample = {}
-            for (device, name), net in harmonizers.items():
-                say(f"{size.name}: downsample for {name} on {device}")
+            for (device, name, backend), net in engines.items():
+                say(f"{size.name}: downsample for {name} on {device} ({backend})")
                 call = lambda net=net: net.low_res_inputs(scene.composite, scene.background, scene.mask)  # noqa: E731
                 timing = time_call(call, runs, warmup, sync_for(device))
-                downsample[(device, name)] = record("downsample", timing, size=size.name, device=device, model=name)
+                downsample[(device, name, backend)] = record(
+                    "downsample", timing, size=size.name, device=device, model=name, backend=backend
+                )
             say(f"{size.name}: apply")
             adjustment = synthetic_adjustment(next(iter(harmonizers.values())).low_res, config.seed)
             result = apply_adjustment(scene.composite, scene.mask, adjustment)
@@ -135,9 +149,10 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
             jpeg = time_call(lambda: write_image(tmp / "out.jpg", result, jpeg_quality=JPEG_QUALITY), runs, warmup)
             record("encode_jpeg", jpeg, size=size.name)
             record("encode_png", time_call(lambda: write_image(tmp / "out.png", result), runs, warmup), size=size.name)
-            for (device, name, precision), net_ms in network_ms.items():
-                total = decode.median_ms + downsample[(device, name)].median_ms + net_ms + apply.median_ms + jpeg.median_ms
-                key = {"size": size.name, "device": str(device), "model": name, "precision": precision}
+            for (device, name, precision, backend), net_ms in network_ms.items():
+                shrink = downsample[(device, name, backend)].median_ms
+                total = decode.median_ms + shrink + net_ms + apply.median_ms + jpeg.median_ms
+                key = {"size": size.name, "device": str(device), "model": name, "precision": precision, "backend": backend}
                 report["totals"].append({**key, "median_ms": total})
             scene.composite = scene.background = scene.mask = result = None  # keep the files, free the pixels
 
@@ -155,7 +170,19 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
                     report["peak_memory"].append({**where, **figures})
 
         if config.folder:
-            report["folder"] = folder_mode(config, harmonizers[(devices[0], specs[0].name)], specs[0].name, tmp, say)
+            # What `harmcli harmonize FOLDER` runs by default: ONNX Runtime on the CPU when it is timed, else torch.
+            device, name = devices[0], specs[0].name
+            backend = "onnx" if (device, name, "onnx") in engines else next(b for d, n, b in engines if (d, n) == (device, name))
+            net = engines[(device, name, backend)]
+            if backend == "onnx":  # the folder command's thread count for the network (one core for reading/writing)
+                from harmcli.batch import default_threads
+
+                net = build_onnx_harmonizer(harmonizers[(device, name)], tmp, config.threads or default_threads(True))
+            report["folder"] = folder_mode(config, net, name, tmp, say)
+            report["folder"]["backend"] = backend
+
+        if config.oneshot:
+            report["oneshot"] = oneshot_mode(config, tmp, say)
 
     report["notes"] = _notes(config, report)
     return report
@@ -177,6 +204,13 @@ def _notes(config: BenchConfig, report: dict) -> list[str]:
         notes.append(
             "peak memory: a full harmonize (read, predict, apply, write JPEG) in a fresh process; "
             "RSS rise over the RSS with the model loaded"
+        )
+    if any(s["backend"] == "onnx" for s in report["stages"]):
+        notes.append("onnx: the same network exported (harmcli export) and run by ONNX Runtime on the CPU")
+    if report["oneshot"]:
+        notes.append(
+            "one-shot: wall time of whole processes (start to exit, the output written), interleaved; "
+            "the plain script is harmcli/bench/plain_opencv.py"
         )
     if any(s["precision"] in ("fp16", "bf16") for s in report["stages"]):
         notes.append("fp16/bf16: torch.autocast (fp16 on CUDA, bf16 on CPU); outputs are converted back to float32")

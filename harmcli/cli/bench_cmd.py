@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import app, check_device_name
+from harmcli.cli.app import app, check_backend_name, check_device_name
 
 
 DeviceOpt = Annotated[
@@ -64,6 +64,22 @@ FolderOpt = Annotated[
 MemoryOpt = Annotated[
     bool, typer.Option("--memory/--no-memory", help="Measure the peak memory of a harmonize of the largest size (child process).")
 ]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        metavar="NAME",
+        help="Engine for the network: auto (every one the device has: torch, and ONNX Runtime on the CPU), onnx or torch.",
+    ),
+]
+OneshotOpt = Annotated[
+    bool,
+    typer.Option(
+        "--oneshot/--no-oneshot",
+        help="Also time whole 'harmcli harmonize' processes on a 4K JPEG (start-up included) against a plain OpenCV "
+        "script, and 'harmcli --help'.",
+    ),
+]
 JsonOpt = Annotated[
     Optional[Path],
     typer.Option(
@@ -84,6 +100,8 @@ def bench_command(
     fp16: Fp16Opt = None,
     folder: FolderOpt = 0,
     memory: MemoryOpt = True,
+    backend: BackendOpt = "auto",
+    oneshot: OneshotOpt = True,
     json_path: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress; only --json output.")] = False,
 ) -> None:
@@ -98,6 +116,8 @@ def bench_command(
         raise UsageError("--weights names the network to time; leave out --model (or drop --weights to time presets)")
     config = BenchConfig(
         devices=[check_device_name(d) for d in device] if device else ["auto"],
+        backend=check_backend_name(backend),
+        oneshot=oneshot,
         models=model or ["lite"],
         sizes=parse_sizes(sizes),
         runs=runs,
