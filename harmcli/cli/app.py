@@ -41,8 +41,22 @@ def _root(
     """harmcli: parametric image harmonization."""
 
 
-def _register_commands() -> None:
+# Which module registers which command. A one-shot `harmcli harmonize` imports only its own module, so Typer
+# builds one command instead of all of them; anything else (--help, a command missing here) imports them all.
+COMMAND_MODULES = {
+    "harmonize": "harmonize_cmd", "curves": "harmonize_cmd", "make-composites": "train_cmd", "train": "train_cmd",
+    "eval": "eval_cmd", "bench": "bench_cmd", "export": "export_cmd",
+}
+
+
+def _register_commands(args: list[str] | None = None) -> None:
     # Each module adds its command(s) to ``app``; imported here so the order of --help is stable.
+    import importlib
+
+    command = next((a for a in args or () if not a.startswith("-")), None)
+    if command in COMMAND_MODULES and "--help" not in args and "-h" not in args:
+        importlib.import_module(f"harmcli.cli.{COMMAND_MODULES[command]}")
+        return
     from harmcli.cli import commands  # noqa: F401
 
 
@@ -97,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _register_commands()
+    _register_commands(args)
     command = typer.main.get_command(app)
     _adjust_params(command)
     stops: list[Interrupted] = []

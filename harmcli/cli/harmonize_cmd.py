@@ -62,15 +62,31 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar a
 
 
 class _Reporter:
-    """Everything the commands print goes to stderr, one line per message; stdout stays free for pipes."""
+    """Everything the commands print goes to stderr, one line per message; stdout stays free for pipes.
+
+    rich (about 30 ms to import) is loaded only for a coloured line or a progress bar: a one-shot harmonize that
+    succeeds prints plain text or nothing.
+    """
 
     def __init__(self, quiet: bool):
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
+        self._console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
 
     def _print(self, style: str, message: str) -> None:
+        if not style:  # plain text: what rich would print for an unstyled, escaped message
+            import sys
+
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            return
         from rich.markup import escape
 
         self.console.print(f"{style}{escape(message)}")

@@ -126,3 +126,13 @@ def test_onnx_backend_on_cuda_is_a_usage_error(run, tmp_path):
     fg, bg, mask = write_scene(tmp_path, make_scene(seed=11))
     result = run("harmonize", fg, bg, mask, "-o", tmp_path / "o.png", "--backend", "onnx", "--device", "cuda")
     assert_one_error(result, 2, "runs on the CPU")
+
+
+def test_command_modules_map_names_their_own_module():
+    """A one-shot command imports only the module named in COMMAND_MODULES: it must be the one that registers it."""
+    from harmcli.cli import commands  # noqa: F401  registers every command
+    from harmcli.cli.app import COMMAND_MODULES, app
+
+    registered = {(c.name or c.callback.__name__): c.callback.__module__ for c in app.registered_commands}
+    for name, module in COMMAND_MODULES.items():
+        assert registered[name] == f"harmcli.cli.{module}", name
