@@ -145,3 +145,21 @@ def test_not_an_onnx_file_is_a_weights_error(tmp_path):
         OnnxNetwork(bad)
     with pytest.raises(WeightsError, match="not found"):
         OnnxNetwork(tmp_path / "none.onnx")
+
+
+def test_batched_low_res_prediction_matches_torch(exported):
+    """predict_low_res (the clip path's batch call) gives the same adjustments on both engines."""
+    from harmcli.pipeline import downsample
+    from harmcli.ops.apply import mask_to_float
+
+    _single_thread_torch()
+    scenes = [make_scene(seed=s, size=(90, 120)) for s in (4, 5)]
+    size = TEST_LOW_RES
+    composites = np.stack([downsample(s.composite(), size) for s in scenes])
+    backgrounds = np.stack([downsample(s.bg, size) for s in scenes])
+    masks = np.stack([downsample(mask_to_float(s.mask), size) for s in scenes])
+    curves_t, shading_t = load_harmonizer(exported, "cpu", "torch").predict_low_res(composites, backgrounds, masks)
+    curves_o, shading_o = load_harmonizer(exported, "cpu", "onnx").predict_low_res(composites, backgrounds, masks)
+    assert curves_o.shape == curves_t.shape == (2, 3, 32) and shading_o.shape == shading_t.shape == (2, size, size)
+    assert np.abs(curves_o - curves_t).max() < 1e-5 and np.abs(shading_o / shading_t - 1).max() < 1e-5
+    assert np.abs(shading_t[0] - shading_t[1]).max() > 1e-3  # two different scenes, two different shading maps
