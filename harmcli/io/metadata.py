@@ -12,6 +12,7 @@ Photographers' files carry three things besides pixels that harmcli keeps:
 - the **resolution** in dots per inch (JPEG's JFIF density, PNG's pHYs, TIFF's X/YResolution; WebP has no field
   of its own and keeps the one in its EXIF block).
 
+A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out.
 Everything here works on the bytes already in memory: reading walks the container's chunks, segments or tags
 without decoding a pixel, and writing splices chunks/segments into the bytes the encoder produced (JPEG, PNG,
 WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never an error: the pixels matter more.
@@ -363,6 +364,8 @@ def _embed_jpeg(encoded: bytes, metadata: ImageMetadata) -> bytes:
         jfif, rest = bytearray(rest[: 2 + length]), rest[2 + length :]
         if metadata.dpi is not None and jfif[4:9] == b"JFIF\x00" and len(jfif) >= 16:
             struct.pack_into(">BHH", jfif, 11, 1, *(min(65535, max(1, round(v))) for v in metadata.dpi))
+    if not jfif and metadata.dpi is not None:  # an encoder that wrote no JFIF segment: add one for the density
+        jfif = _segment(0xE0, b"JFIF\x00\x01\x01" + struct.pack(">BHH", 1, *(min(65535, max(1, round(v))) for v in metadata.dpi)) + b"\x00\x00")
     segments = [bytes(jfif)]
     if metadata.exif is not None and len(metadata.exif) + 6 <= _JPEG_SEGMENT_MAX:
         segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
