@@ -697,11 +697,8 @@ def write_image(
         raise ImageWriteError(f"cannot write '{path}': encoding failed ({_first_line(exc)})") from None
     if not ok:
         raise ImageWriteError(f"cannot write '{path}': OpenCV could not encode {ext} data")
-    if metadata is not None and not metadata.is_empty:
-        encoded = embed_metadata(encoded.tobytes(), ext, metadata, has_alpha=alpha is not None)
-    else:
-        encoded = encoded.data
-    return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
+    pieces = embed_metadata(encoded, ext, metadata, has_alpha=alpha is not None)
+    return atomic_write(path, lambda fh: fh.writelines(pieces), protect=protect, overwrite=overwrite)
 
 
 def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
@@ -727,10 +724,8 @@ def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None, metadat
         extrasamples = ("unassalpha",)
     row_bytes = rgb.shape[1] * (rgb.shape[2] if rgb.ndim == 3 else 1) * rgb.itemsize
     options = tiff_write_options(metadata)
-    # The EXIF sub-directories are appended after tifffile is done, so such a file is built in memory first.
-    target = io.BytesIO() if metadata is not None and metadata.exif is not None else fh
     tifffile.imwrite(
-        target,
+        fh,
         rgb,
         photometric="rgb" if rgb.ndim == 3 else "minisblack",
         extrasamples=extrasamples,
@@ -743,8 +738,7 @@ def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None, metadat
         metadata=None,
         **options,
     )
-    if target is not fh:
-        fh.write(finish_tiff(target.getvalue(), metadata))
+    finish_tiff(fh, metadata)  # EXIF sub-directories, which tifffile does not write, appended in place
 
 
 def _output_extension(path: Path) -> str:

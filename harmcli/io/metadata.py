@@ -20,6 +20,7 @@ WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never a
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from dataclasses import dataclass
@@ -339,29 +340,31 @@ def _serialize_ifd(entries: list[_Entry], order: str, start: int, *, top: bool =
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def embed_metadata(encoded: bytes, ext: str, metadata: ImageMetadata | None, *, has_alpha: bool = False) -> bytes:
-    """``encoded`` (OpenCV's JPEG, PNG or WebP bytes) with ``metadata`` added; unchanged when there is none."""
+def embed_metadata(encoded, ext: str, metadata: ImageMetadata | None, *, has_alpha: bool = False) -> list:
+    """``encoded`` (OpenCV's JPEG, PNG or WebP bytes, any buffer) with ``metadata`` added, as pieces to write in
+    order: the small new parts and views into ``encoded``, so that a 20 MB photo is not copied to add 1 KB."""
+    view = memoryview(encoded).cast("B")
     if metadata is None or metadata.is_empty:
-        return encoded
+        return [view]
     if ext in (".jpg", ".jpeg"):
-        return _embed_jpeg(encoded, metadata)
+        return _embed_jpeg(view, metadata)
     if ext == ".png":
-        return _embed_png(encoded, metadata)
+        return _embed_png(view, metadata)
     if ext == ".webp":
-        return _embed_webp(encoded, metadata, has_alpha)
-    return encoded  # BMP has no place for any of it
+        return [_embed_webp(bytes(view), metadata, has_alpha)]
+    return [view]  # BMP has no place for any of it
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
-def _embed_jpeg(encoded: bytes, metadata: ImageMetadata) -> bytes:
-    head, rest = encoded[:2], encoded[2:]
+def _embed_jpeg(view: memoryview, metadata: ImageMetadata) -> list:
+    rest = 2  # after SOI; the new segments go here
     jfif = b""
-    if rest[:2] == b"\xff\xe0":  # the encoder's JFIF APP0: its density becomes the resolution
-        (length,) = struct.unpack_from(">H", rest, 2)
-        jfif, rest = bytearray(rest[: 2 + length]), rest[2 + length :]
+    if bytes(view[2:4]) == b"\xff\xe0":  # the encoder's JFIF APP0: its density becomes the resolution
+        (length,) = struct.unpack_from(">H", view, 4)
+        jfif, rest = bytearray(view[2 : 4 + length]), 4 + length
         if metadata.dpi is not None and jfif[4:9] == b"JFIF\x00" and len(jfif) >= 16:
             struct.pack_into(">BHH", jfif, 11, 1, *(min(65535, max(1, round(v))) for v in metadata.dpi))
     if not jfif and metadata.dpi is not None:  # an encoder that wrote no JFIF segment: add one for the density
@@ -374,15 +377,15 @@ def _embed_jpeg(encoded: bytes, metadata: ImageMetadata) -> bytes:
         if len(chunks) <= 255:
             for k, chunk in enumerate(chunks, start=1):
                 segments.append(_segment(0xE2, b"ICC_PROFILE\x00" + bytes((k, len(chunks))) + chunk))
-    return head + b"".join(segments) + rest
+    return [bytes(view[:2]) + b"".join(segments), view[rest:]]
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def _embed_png(encoded: bytes, metadata: ImageMetadata) -> bytes:
-    (ihdr_length,) = struct.unpack_from(">I", encoded, 8)
+def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
+    (ihdr_length,) = struct.unpack_from(">I", view, 8)
     split = 8 + 12 + ihdr_length  # signature + IHDR: the chunks below must come before PLTE and IDAT
     chunks = []
     if metadata.icc is not None:
@@ -392,7 +395,7 @@ def _embed_png(encoded: bytes, metadata: ImageMetadata) -> bytes:
         chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
     if metadata.exif is not None:
         chunks.append(_png_chunk(b"eXIf", metadata.exif))
-    return encoded[:split] + b"".join(chunks) + encoded[split:]
+    return [view[:split], b"".join(chunks), view[split:]]
 
 
 def _riff_chunk(fourcc: bytes, body: bytes) -> bytes:
@@ -500,30 +503,48 @@ def tiff_write_options(metadata: ImageMetadata | None) -> dict:
     return options
 
 
-def finish_tiff(data: bytes, metadata: ImageMetadata | None) -> bytes:
-    """Append the EXIF sub-directories to a TIFF written with :func:`tiff_write_options` and point to them."""
+def finish_tiff(fh, metadata: ImageMetadata | None) -> None:
+    """Append the EXIF sub-directories to the TIFF just written to ``fh`` with :func:`tiff_write_options`, and
+    turn its placeholder tags into pointers to them.
+
+    ``fh`` is the open (write-only) file; its first directory is read back through its name, so the pixel data
+    is never copied.
+    """
     if metadata is None or metadata.exif is None:
-        return data
+        return
     try:
         order = _byte_order(metadata.exif)
         (first,) = struct.unpack_from(order + "I", metadata.exif, 4)
         entries, _ = _parse_ifd(metadata.exif, first, order, depth=0)
     except (ValueError, struct.error):
-        return data
+        return
     subs = {e.tag: e.sub for e in entries if e.sub is not None and e.tag in _PLACEHOLDER}
-    if not subs or _byte_order(data) != order:
-        return data
-    out = bytearray(data)
-    (ifd0,) = struct.unpack_from(order + "I", out, 4)
-    (count,) = struct.unpack_from(order + "H", out, ifd0)
+    if not subs:
+        return
+    fh.flush()
+    name = getattr(fh, "name", None)
+    with (open(name, "rb") if isinstance(name, (str, bytes)) else io.BytesIO(fh.getvalue())) as reader:
+        header = reader.read(8)
+        if _byte_order(header) != order:
+            return
+        (ifd0,) = struct.unpack_from(order + "I", header, 4)
+        reader.seek(ifd0)
+        (count,) = struct.unpack(order + "H", reader.read(2))
+        table = reader.read(12 * count)
+    end = fh.seek(0, 2)
+    patches = []
     for i in range(count):
-        at = ifd0 + 2 + 12 * i
-        (tag,) = struct.unpack_from(order + "H", out, at)
+        (tag,) = struct.unpack_from(order + "H", table, 12 * i)
         for real, placeholder in _PLACEHOLDER.items():
             if tag == placeholder and real in subs:
-                if len(out) & 1:
-                    out += b"\x00"
-                start = len(out)
-                out += _serialize_ifd(subs[real], order, start)
-                struct.pack_into(order + "HHII", out, at, real, 4, 1, start)
-    return bytes(out)
+                if end & 1:
+                    fh.write(b"\x00")
+                    end += 1
+                block = _serialize_ifd(subs[real], order, end)
+                fh.write(block)
+                patches.append((ifd0 + 2 + 12 * i, struct.pack(order + "HHII", real, 4, 1, end)))
+                end += len(block)
+    for position, entry in patches:
+        fh.seek(position)
+        fh.write(entry)
+    fh.seek(0, 2)
