@@ -455,19 +455,13 @@ def _spline_basis(knots: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     # the first derivative: h[i-1] M[i-1] + 2 (h[i-1] + h[i]) M[i] + h[i] M[i+1] = 6 (slope[i] - slope[i-1]).
     second = np.zeros((n, n))
     if n > 2:
-        inner = n - 2
-        system = np.zeros((inner, inner))
-        rhs = np.zeros((inner, n))
-        for r in range(inner):
-            i = r + 1
-            system[r, r] = 2.0 * (h[i - 1] + h[i])
-            if r > 0:
-                system[r, r - 1] = h[i - 1]
-            if r < inner - 1:
-                system[r, r + 1] = h[i]
-            rhs[r, i - 1] += 6.0 / h[i - 1]
-            rhs[r, i] -= 6.0 / h[i - 1] + 6.0 / h[i]
-            rhs[r, i + 1] += 6.0 / h[i]
+        inner = np.arange(1, n - 1)
+        system = np.diag(2.0 * (h[:-1] + h[1:])) + np.diag(h[1:-1], 1) + np.diag(h[1:-1], -1)
+        rhs = np.zeros((n - 2, n))
+        rows = np.arange(n - 2)
+        rhs[rows, inner - 1] = 6.0 / h[:-1]
+        rhs[rows, inner] = -6.0 / h[:-1] - 6.0 / h[1:]
+        rhs[rows, inner + 1] = 6.0 / h[1:]
         second[1:-1] = np.linalg.solve(system, rhs)
     t = np.clip(inputs, knots[0], knots[-1])
     seg = np.clip(np.searchsorted(knots, t, side="right") - 1, 0, n - 2)
@@ -596,9 +590,16 @@ def _linear_knots(target: np.ndarray) -> list[int]:
     return sorted(set(chosen))
 
 
+def _least_squares(basis: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Heights minimising the (weighted) squared error: normal equations, well conditioned for <= 16 knots at
+    least 4 levels apart, and several times faster than an SVD in the fitting loops."""
+    weighted = basis if weights is None else basis * weights[:, None]
+    return np.linalg.solve(weighted.T @ basis, weighted.T @ target)
+
+
 def _least_squares_error(knots: np.ndarray, target: np.ndarray, levels: np.ndarray) -> float:
     basis = _spline_basis(knots, levels)
-    heights = np.linalg.lstsq(basis, target, rcond=None)[0]
+    heights = _least_squares(basis, target)
     return float(np.abs(basis @ heights - target).max())
 
 
@@ -628,13 +629,12 @@ def _fit_heights(knots: np.ndarray, target: np.ndarray, levels: np.ndarray) -> t
     """Integer heights (0..255) at ``knots`` minimising the largest error of the clipped spline."""
     basis = _spline_basis(knots, levels)
     weights = np.ones_like(target)
-    heights = np.linalg.lstsq(basis, target, rcond=None)[0]
+    heights = _least_squares(basis, target)
     for _ in range(40):  # Lawson: reweight towards where the error is largest -> minimax heights
         residual = np.abs(basis @ heights - target)
         weights = weights * np.maximum(residual, 1e-9)
         weights /= weights.sum()
-        root = np.sqrt(weights)
-        heights = np.linalg.lstsq(basis * root[:, None], target * root, rcond=None)[0]
+        heights = _least_squares(basis, target, weights)
     heights = np.clip(np.rint(heights), 0, 255)
 
     def largest(h: np.ndarray) -> float:
