@@ -37,7 +37,7 @@ def test_bench_json_follows_the_schema(bench_report):
     report, _ = bench_report
     assert report["schema"] == SCHEMA
     keys = ("device", "torch_threads", "opencv_threads", "cpu", "versions", "settings", "models", "sizes", "stages", "floor")
-    for key in (*keys, "totals", "peak_memory", "folder", "notes"):
+    for key in (*keys, "totals", "peak_memory", "folder", "video", "notes"):
         assert key in report, key
     assert report["device"] == ["cpu"]
     assert isinstance(report["torch_threads"], int) and report["torch_threads"] >= 1
@@ -182,3 +182,15 @@ def test_oneshot_times_whole_processes_against_the_plain_script():
         assert f"--backend {backend}" in oneshot["commands"][backend]
     assert oneshot["commands"]["plain_opencv"].split()[1].endswith("plain_opencv.py")
     assert any("one-shot" in str(r) for r in render(report))
+
+
+def test_video_mode_times_a_clip_end_to_end():
+    config = BenchConfig(devices=["cpu"], models=["lite@64"], sizes=parse_sizes("32"), runs=1, warmup=0, threads=1,
+                         video=6, video_size="64x48", memory=False)
+    video = run_bench(config)["video"]
+    assert video["frames"] == 6 and video["size"] == "64x48" and video["codec"] == "h264"
+    assert video["frames_per_second"] == pytest.approx(6 / video["seconds"])
+    breakdown = video["breakdown_s"]
+    assert breakdown["analyse"] + breakdown["write"] <= video["seconds"]
+    assert all(_number(v) and v >= 0 for v in breakdown.values())
+    assert breakdown["network"] > 0 and breakdown["encode"] > 0

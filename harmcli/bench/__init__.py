@@ -27,6 +27,8 @@ upper bound. CUDA adds ``torch.cuda.max_memory_allocated``. **Folder mode** (``f
 through (a) a plain OpenCV loop that only reads, downsamples, LUT-blends with the mask and writes, and (b) harmcli's
 folder pipeline
 (:func:`harmcli.batch.run_batch`, or a ``Harmonizer.harmonize`` loop when that is unavailable; ``mode`` says which).
+**Video** (``video=N``) times N frames of a generated 1080p H.264 clip and its H.264 mask through
+:func:`harmcli.clip.run.harmonize_clip` (both passes, default smoothing, H.264 out): see :mod:`harmcli.bench.video`.
 
 JSON schema (``schema`` = ``"harmcli-bench/1"``; times in milliseconds, memory in MiB)::
 
@@ -56,6 +58,10 @@ JSON schema (``schema`` = ``"harmcli-bench/1"``; times in milliseconds, memory i
       "folder": null | {"images": int, "size": "4k", "device", "model", "mode": str, "repeats": int,
                         "opencv_loop_s": float, "harmcli_s": float, "ratio": float,
                         "opencv_ms_per_image": float, "harmcli_ms_per_image": float},
+      "video": null | {"frames": int, "size": "1080p", "device", "model", "codec": "h264", "crf": int,
+                       "temporal": float, "seconds": float, "frames_per_second": float,
+                       "breakdown_s": {"analyse", "smooth", "write", "read", "network", "apply", "encode",
+                                       "second_decode": float}},   # harmcli.clip.run.ClipResult's timings
       "notes": [str]
     }
 """

@@ -17,6 +17,7 @@ DEFAULT_SIZES = ("512", "1080p", "4k", "12mp")
 FOLDER_SIZE = "4k"
 ONESHOT_SIZE = "4k"
 BACKENDS = ("auto", "onnx", "torch")
+VIDEO_SIZE = "1080p"
 MASK_COVERAGE = 0.35
 MIN_SIDE, MAX_PIXELS = 16, 100_000_000
 
@@ -92,6 +93,8 @@ class BenchConfig:
     fp16: bool | None = None  # None: fp16 as well on CUDA only
     folder: int = 0
     folder_size: str = FOLDER_SIZE  # the CLI always uses 4K; tests use less
+    video: int = 0  # frames of a generated clip timed end to end (0: off)
+    video_size: str = VIDEO_SIZE  # the CLI always uses 1080p; tests use less
     memory: bool = True
     backend: str = "auto"  # auto: every engine the device has (torch; ONNX Runtime too on the CPU)
     oneshot: bool = True  # time whole `harmcli harmonize` processes against the plain OpenCV script
@@ -107,6 +110,8 @@ class BenchConfig:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
         if self.folder < 0:
             raise UsageError(f"--folder must be 0 (off) or a number of images, got {self.folder}")
+        if self.video < 0 or self.video == 1:
+            raise UsageError(f"--video must be 0 (off) or a number of frames (at least 2), got {self.video}")
         if not self.sizes:
             raise UsageError("--sizes is empty")
         if self.backend not in BACKENDS:

@@ -93,6 +93,15 @@ def render(report: dict) -> list:
         parts += [f"harmcli {b} {seconds[b]['median']:.2f} s ({ratio:.2f}×)" for b, ratio in o["ratio"].items()]
         parts.append(f"harmcli --help {seconds['help']['median']:.2f} s")
         out.append(Text(f"one-shot, one {o['size']} JPEG per process (median of {o['runs']}, start to exit): " + ", ".join(parts)))
+    if report.get("video"):
+        v = report["video"]
+        b = v["breakdown_s"]
+        out.append(Text(
+            f"video, {v['frames']} frames of {v['size']} H.264 + mask video -> {v['codec']} crf {v['crf']} ({v['model']} on "
+            f"{v['device']}, --temporal {v['temporal']:g}): {v['seconds']:.1f} s = {v['frames_per_second']:.1f} frames/s end to "
+            f"end; pass 1 {b['analyse']:.1f} s (reading {b['read']:.1f}, network {b['network']:.1f}), smoothing {b['smooth']:.2f} s, "
+            f"pass 2 {b['write']:.1f} s (reading again {b['second_decode']:.1f}, apply {b['apply']:.1f}, encoding {b['encode']:.1f})"
+        ))
     for note in report["notes"]:
         out.append(Text(f"note: {note}", style="dim"))
     return out

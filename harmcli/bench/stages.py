@@ -19,6 +19,7 @@ from harmcli.bench.oneshot import oneshot_mode
 from harmcli.bench.scenes import make_scene, synthetic_adjustment, write_scene
 from harmcli.bench.system import system_info
 from harmcli.bench.timing import Timing, time_call
+from harmcli.bench.video import video_mode
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict:
@@ -63,6 +64,7 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
             "runs": runs, "warmup": warmup, "fp16": config.fp16,
             "weights": str(config.weights) if config.weights else None, "threads": config.threads, "folder": config.folder,
             "backend": config.backend, "oneshot": config.oneshot,
+            "video": config.video,
         },
         "models": {},
         "sizes": {},
@@ -72,6 +74,7 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
         "peak_memory": [],
         "folder": None,
         "oneshot": None,
+        "video": None,
         "notes": [],
     }
     stages = report["stages"]
@@ -183,6 +186,9 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
 
         if config.oneshot:
             report["oneshot"] = oneshot_mode(config, tmp, say)
+
+        if config.video:
+            report["video"] = video_mode(config, harmonizers[(devices[0], specs[0].name)], specs[0].name, tmp, say)
 
     report["notes"] = _notes(config, report)
     return report

@@ -61,6 +61,10 @@ Fp16Opt = Annotated[
 FolderOpt = Annotated[
     int, typer.Option("--folder", metavar="N", help="Also time N 4K JPEGs end to end: a plain OpenCV loop (the floor) vs harmcli.")
 ]
+VideoOpt = Annotated[
+    int,
+    typer.Option("--video", metavar="N", help="Also time N frames of a 1080p H.264 clip + mask video end to end (harmonize to H.264)."),
+]
 MemoryOpt = Annotated[
     bool, typer.Option("--memory/--no-memory", help="Measure the peak memory of a harmonize of the largest size (child process).")
 ]
@@ -99,6 +103,7 @@ def bench_command(
     threads: ThreadsOpt = None,
     fp16: Fp16Opt = None,
     folder: FolderOpt = 0,
+    video: VideoOpt = 0,
     memory: MemoryOpt = True,
     backend: BackendOpt = "auto",
     oneshot: OneshotOpt = True,
@@ -126,6 +131,7 @@ def bench_command(
         threads=threads,
         fp16=fp16,
         folder=folder,
+        video=video,
         memory=memory,
     )
     config.check()

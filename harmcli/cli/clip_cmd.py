@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 TEMPORAL_RANGE = (0.0, 1.0)
-DEFAULT_TEMPORAL = 0.5
 
 
 def parse_fps(text: str | None) -> Fraction | None:
@@ -44,7 +43,7 @@ def run_clip(
     params: Path | None, weights: Path | None, device: str, threads: int | None, strength: float,
     shading_strength: float, save_params: Path | None, quiet: bool,
 ) -> None:
-    from harmcli.clip.run import existing_outputs, harmonize_clip, plan_clip_output
+    from harmcli.clip.run import DEFAULT_TEMPORAL, existing_outputs, harmonize_clip, plan_clip_output
     from harmcli.clip.sources import ClipInputs
     from harmcli.errors import ImageWriteError, UsageError
 
@@ -89,9 +88,11 @@ def run_clip(
 
         from harmcli.pipeline import Harmonizer
 
+        from harmcli.batch import default_threads
+
         harmonizer = Harmonizer.load(weights, device)
-        if threads:
-            torch.set_num_threads(threads)
+        # As in folder mode: one core is left to the reader and writer threads (decoding, encoding).
+        torch.set_num_threads(threads or default_threads(True))
 
     with _progress(reporter, quiet) as on_progress:
         result = harmonize_clip(
@@ -103,11 +104,12 @@ def run_clip(
     speed = result.frames / result.seconds if result.seconds else 0.0
     reporter.info(f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s ({speed:.1f} frames/s)")
     if result.flicker_smoothed is not None:
-        cuts = f", {len(result.cuts)} scene cut{'s' if len(result.cuts) != 1 else ''}" if result.cuts else ""
+        cuts = f"; {len(result.cuts)} scene cut{'s' if len(result.cuts) != 1 else ''}" if result.cuts else ""
         reporter.info(
-            f"flicker (the foreground's correction, mean change per frame, code values): {result.flicker_smoothed:.2f} "
-            f"with --temporal {temporal:g}, {result.flicker_per_frame:.2f} per frame; background {result.background_flicker:.2f} "
-            f"(the scene itself changes {result.scene_change:.2f}){cuts}"
+            f"flicker, mean change per frame in code values, per frame -> with --temporal {temporal:g}: the foreground's "
+            f"correction {result.flicker_per_frame:.2f} -> {result.flicker_smoothed:.2f}, its colour "
+            f"{result.output_flicker_per_frame:.2f} -> {result.output_flicker_smoothed:.2f} (input {result.input_flicker:.2f}); "
+            f"the background's correction {result.background_flicker:.2f}, its colour {result.scene_change:.2f}{cuts}"
         )
     if report is not None:
         from harmcli.io.images import atomic_write

@@ -40,9 +40,11 @@ from harmcli.errors import ImageWriteError, InputMismatchError, UsageError
 from harmcli.io.video import Codec, choose_codec, is_video
 from harmcli.ops.adjustment import Adjustment
 
-# Frames per network call in pass 1: batching gains little on a CPU (the network already uses every core) but
-# much on a GPU; 4 keeps memory small either way.
-BATCH = 4
+# Frames per network call in pass 1. On a GPU a batch amortises the launch overhead; on this 2-core CPU a batch
+# of 4 was slower per frame than single frames (128 against 100 ms at 256², busy machine), so CPUs take one.
+BATCH = {"cuda": 8, "cpu": 1}
+# --temporal when not given: a quarter of a second of sigma.
+DEFAULT_TEMPORAL = 0.5
 # Seconds of the time kernel's sigma at --temporal 1: half a second damps jitter that a viewer sees as pumping
 # while a change of light that takes a second or more is followed.
 SIGMA_SECONDS_AT_FULL = 0.5
@@ -76,14 +78,22 @@ class ClipResult:
     cuts: list[int] = field(default_factory=list)
     empty_frames: int = 0
     jitter: float = 0.0  # the median frame-to-frame change of the predicted adjustments (output units, 0..1)
-    flicker_per_frame: float | None = None  # code values per frame
-    flicker_smoothed: float | None = None
-    background_flicker: float | None = None  # the correction's change outside the mask (0: background untouched)
-    scene_change: float | None = None  # the background's own mean change per frame, for scale
+    # Flicker, in code values per frame (mean absolute change from one frame to the next, scene cuts left out):
+    flicker_per_frame: float | None = None  # the foreground's correction (output - input), as predicted
+    flicker_smoothed: float | None = None  # the same, as written
+    background_flicker: float | None = None  # the correction outside the mask (0: the background is untouched)
+    output_flicker_per_frame: float | None = None  # the foreground's mean output colour, as predicted
+    output_flicker_smoothed: float | None = None  # the same, as written
+    input_flicker: float | None = None  # the foreground's mean input colour
+    scene_change: float | None = None  # the background's own mean colour, for scale
     analyse_s: float = 0.0
     smooth_s: float = 0.0
     write_s: float = 0.0
-    second_decode_s: float = 0.0
+    second_decode_s: float = 0.0  # pass 2's reading of the inputs (the cost of two passes), on its thread
+    read_s: float = 0.0  # pass 1's reading and shrinking of the inputs, on its thread
+    network_s: float = 0.0
+    apply_s: float = 0.0
+    encode_s: float = 0.0  # on the writer thread
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -179,9 +189,9 @@ def existing_outputs(inputs: ClipInputs, output: ClipOutput) -> list[Path]:
 # ------------------------------------------------------------------------------------------------ threads
 
 
-def _threaded(make: Callable[[], Iterator], timer: list[float], maxsize: int = QUEUE_FRAMES) -> Iterator:
+def _threaded(make: Callable[[], Iterator], times: dict, key: str, maxsize: int = QUEUE_FRAMES) -> Iterator:
     """Run the generator ``make()`` on a thread, ``maxsize`` items ahead; its errors re-raise here.
-    ``timer[0]`` accumulates the seconds the thread spends producing items."""
+    ``times[key]`` accumulates the seconds the thread spends producing items."""
     items: queue.Queue = queue.Queue(maxsize)
     stop = threading.Event()
 
@@ -205,7 +215,7 @@ def _threaded(make: Callable[[], Iterator], timer: list[float], maxsize: int = Q
                 except StopIteration:
                     break
                 finally:
-                    timer[0] += time.perf_counter() - t0
+                    times[key] = times.get(key, 0.0) + time.perf_counter() - t0
                 if not put(("item", item)):
                     return
             put(("end", None))
@@ -241,6 +251,7 @@ class _Writer:
         self.items: queue.Queue = queue.Queue(maxsize)
         self.error: BaseException | None = None
         self.consume = consume
+        self.busy = 0.0
         self.thread = threading.Thread(target=self._work, name="harmcli-clip-write", daemon=True)
         self.thread.start()
 
@@ -250,10 +261,12 @@ class _Writer:
             if item is None:
                 return
             if self.error is None:
+                started = time.perf_counter()
                 try:
                     self.consume(item)
                 except BaseException as exc:
                     self.error = exc
+                self.busy += time.perf_counter() - started
 
     def put(self, item) -> None:
         if self.error is not None:
@@ -328,7 +341,7 @@ class _Analysis:
     cuts: list[int]
 
 
-def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress | None, timer: list[float]) -> _Analysis:
+def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress | None, times: dict) -> _Analysis:
     from harmcli.ops.temporal import THUMB, find_scene_cuts, scene_signature, thumbnail
 
     size = harmonizer.low_res
@@ -336,6 +349,7 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
     curves, signatures, mask_thumbs, comp_thumbs, valid = [], [], [], [], []
     pending: list[_LowRes] = []
     n_points = harmonizer.model.config.n_points
+    batch = BATCH.get(harmonizer.device.type, 1)
 
     def flush() -> None:
         todo = [p for p in pending if not p.empty]
@@ -344,7 +358,9 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
             c = np.stack([p.composite for p in todo])
             b = c if all(p.background is p.composite for p in todo) else np.stack([p.background for p in todo])
             m = np.stack([p.mask for p in todo])
+            started = time.perf_counter()
             y, s = harmonizer.predict_low_res(c, b, m)
+            times["network"] = times.get("network", 0.0) + time.perf_counter() - started
             predicted = {p.index: (y[i], s[i]) for i, p in enumerate(todo)}
         for p in pending:
             if p.empty:
@@ -358,12 +374,12 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
             on_progress("analyse", len(curves), inputs.count)
         pending.clear()
 
-    for low in _threaded(lambda: _low_res_frames(inputs, size), timer):
+    for low in _threaded(lambda: _low_res_frames(inputs, size), times, "read"):
         signatures.append(scene_signature(low.background))
         mask_thumbs.append(thumbnail(low.mask, THUMB))
         comp_thumbs.append(np.clip(np.rint(thumbnail(low.composite, THUMB) * 255), 0, 255).astype(np.uint8))
         pending.append(low)
-        if sum(not p.empty for p in pending) >= BATCH:
+        if sum(not p.empty for p in pending) >= batch:
             flush()
     flush()
     if not curves:
@@ -379,34 +395,37 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
 
 
 def _measure(result: ClipResult, analysis: _Analysis, smoothed, strength: float, shading_strength: float) -> None:
-    """The flicker numbers: the foreground's correction per frame, as predicted and as smoothed (thumbnails)."""
+    """The flicker numbers, on the thumbnails: the foreground's correction and its output colour per frame, as
+    predicted and as smoothed, and the background for scale."""
+    from harmcli.ops.apply import apply_adjustment
     from harmcli.ops.temporal import flicker, mean_correction
 
     n = len(analysis.curves)
     images = analysis.composite_thumbs.astype(np.float32) / 255.0
     masks = analysis.mask_thumbs
-    raw = np.zeros((n, 3))
-    smooth = np.zeros((n, 3))
-    background = np.zeros((n, 3))
-    outside_change = np.zeros((n, 3))
+    raw, smooth, inside, background, outside_change = (np.zeros((n, 3)) for _ in range(5))
     for t in range(n):
         outside = masks[t] <= 0
         if outside.any():
             background[t] = 255.0 * images[t][outside].mean(axis=0)
         if not analysis.valid[t]:
             continue
+        weight = masks[t][..., None]
+        inside[t] = 255.0 * (images[t] * weight).sum(axis=(0, 1)) / weight.sum()
         raw[t] = mean_correction(images[t], masks[t], smoothed.raw(t).scaled(strength, shading_strength))
         adjustment = smoothed[t].scaled(strength, shading_strength)
         smooth[t] = mean_correction(images[t], masks[t], adjustment)
         if outside.any():
-            from harmcli.ops.apply import apply_adjustment
-
             out = apply_adjustment(images[t], masks[t], adjustment)
             outside_change[t] = 255.0 * (out[outside] - images[t][outside]).mean(axis=0)
-    result.flicker_per_frame = flicker(raw, analysis.cuts, analysis.valid)
-    result.flicker_smoothed = flicker(smooth, analysis.cuts, analysis.valid)
-    result.background_flicker = flicker(outside_change, analysis.cuts, analysis.valid)
-    result.scene_change = flicker(background, analysis.cuts)
+    cuts, valid = analysis.cuts, analysis.valid
+    result.flicker_per_frame = flicker(raw, cuts, valid)
+    result.flicker_smoothed = flicker(smooth, cuts, valid)
+    result.background_flicker = flicker(outside_change, cuts, valid)
+    result.output_flicker_per_frame = flicker(inside + raw, cuts, valid)
+    result.output_flicker_smoothed = flicker(inside + smooth, cuts, valid)
+    result.input_flicker = flicker(inside, cuts, valid)
+    result.scene_change = flicker(background, cuts)
 
 
 # --------------------------------------------------------------------------------------------- pass 2
@@ -420,16 +439,18 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(image, alpha=1.0 / 257.0)
 
 
-def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | None], write, on_progress, timer) -> int:
+def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | None], write, on_progress, times) -> int:
     """Pass 2 body: read, apply, hand to ``write(frame, image)`` on the writer thread. Returns the frame count."""
     from harmcli.ops.apply import apply_adjustment
 
     writer = _Writer(lambda item: write(*item))
     count = 0
     try:
-        for frame in _threaded(inputs.frames, timer):
+        for frame in _threaded(inputs.frames, times, "second_read"):
+            started = time.perf_counter()
             adjustment = adjustment_for(frame.index) if frame.mask.any() else None
             image = frame.composite if adjustment is None else apply_adjustment(frame.composite, frame.mask, adjustment)
+            times["apply"] = times.get("apply", 0.0) + time.perf_counter() - started
             writer.put((frame, image))
             count += 1
             if on_progress is not None:
@@ -438,10 +459,12 @@ def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | 
     except BaseException:
         writer.abort()
         raise
+    finally:
+        times["encode"] = writer.busy
     return count
 
 
-def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, adjustment_for, on_progress, timer, notes):
+def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, adjustment_for, on_progress, times, notes):
     from harmcli.io.images import atomic_write
     from harmcli.io.video import ColorInfo, VideoWriter
 
@@ -469,7 +492,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
             state["writer"].write(_to_uint8(image), pts)
 
         try:
-            count = _apply_all(inputs, adjustment_for, write, on_progress, timer)
+            count = _apply_all(inputs, adjustment_for, write, on_progress, times)
             if "writer" in state:
                 state["writer"].close()
                 notes.extend(state["writer"].notes)
@@ -482,7 +505,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
     return count
 
 
-def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_progress, timer) -> int:
+def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_progress, times) -> int:
     from harmcli.io.images import write_image
 
     target = output.path
@@ -501,7 +524,7 @@ def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_pro
 
     try:
         temp.mkdir(parents=True)
-        count = _apply_all(inputs, adjustment_for, write, on_progress, timer)
+        count = _apply_all(inputs, adjustment_for, write, on_progress, times)
         if not target.exists():
             os.replace(temp, target)
         else:
@@ -542,7 +565,7 @@ def harmonize_clip(
         raise ValueError("give a harmonizer or a fixed adjustment")
     rate = inputs.rate or fps
     result = ClipResult(output.path, 0, rate=str(rate) if rate else "", temporal=temporal)
-    write_timer = [0.0]
+    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="harmcli-clip-") as scratch:
         if fixed is not None:
             adjusted = fixed.scaled(strength, shading_strength)
@@ -553,13 +576,13 @@ def harmonize_clip(
             from harmcli.ops.temporal import SmoothedAdjustments
 
             started = time.perf_counter()
-            analysis = _analyse(inputs, harmonizer, Path(scratch), on_progress, [0.0])
+            analysis = _analyse(inputs, harmonizer, Path(scratch), on_progress, times)
             result.analyse_s = time.perf_counter() - started
             started = time.perf_counter()
             result.sigma_frames = sigma_frames(temporal, rate)
             smoothed = SmoothedAdjustments(
                 analysis.curves, analysis.gains, analysis.mask_thumbs, sigma_frames=result.sigma_frames,
-                cuts=analysis.cuts, valid=analysis.valid,
+                cuts=analysis.cuts, valid=analysis.valid, images=analysis.composite_thumbs.astype(np.float32) / 255.0,
             )
             result.cuts, result.jitter = analysis.cuts, smoothed.jitter
             result.empty_frames = int((~analysis.valid).sum())
@@ -574,11 +597,13 @@ def harmonize_clip(
 
         started = time.perf_counter()
         if output.is_video:
-            result.frames = _write_video(inputs, output, fps, adjustment_for, on_progress, write_timer, result.notes)
+            result.frames = _write_video(inputs, output, fps, adjustment_for, on_progress, times, result.notes)
         else:
-            result.frames = _write_frames(inputs, output, adjustment_for, on_progress, write_timer)
+            result.frames = _write_frames(inputs, output, adjustment_for, on_progress, times)
         result.write_s = time.perf_counter() - started
-        result.second_decode_s = write_timer[0] if fixed is None else 0.0
+    result.second_decode_s = times.get("second_read", 0.0) if fixed is None else 0.0
+    result.read_s = times.get("read", 0.0)
+    result.network_s, result.apply_s, result.encode_s = (times.get(k, 0.0) for k in ("network", "apply", "encode"))
     if result.empty_frames:
         result.notes.append(f"{result.empty_frames} frames have an empty mask and were written unchanged")
     return result

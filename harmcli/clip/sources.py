@@ -25,6 +25,7 @@ from harmcli.io.video import VideoInfo, VideoReader, is_video, probe
 # Codecs whose mask values survive exactly; a mask in anything else carries compression noise.
 LOSSLESS_VIDEO_CODECS = ("ffv1", "png", "qtrle", "utvideo", "rawvideo", "huffyuv", "ffvhuff")
 _FRAME_NUMBER = re.compile(r"(\d+)$")
+_FULL = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
 def describe_rate(rate: Fraction) -> str:
@@ -59,11 +60,8 @@ class VideoSource(Source):
 
     def frames(self):
         self.reader = VideoReader(self.path, self.mode)
-        for array, pts in self.reader:
-            if self.mode == "gray":
-                yield array.astype(np.float32) * np.float32(1.0 / 255.0), pts
-            else:
-                yield array, pts
+        # Masks stay uint8: every consumer takes them, and apply's 8-bit mask path is the fastest.
+        yield from self.reader
 
     @property
     def color(self):
@@ -276,7 +274,7 @@ class ClipInputs:
                                 f"{self.primary.path}: the foreground has no alpha channel to use as the mask; give a "
                                 "mask: harmcli harmonize FG BG MASK"
                             )
-                        mask = mask_to_float(fg_alpha)
+                        mask = fg_alpha
                         mask_name = f"{name} (alpha)"
                     else:
                         mask = values["mask"][0]
@@ -284,8 +282,8 @@ class ClipInputs:
                     dtype = np.promote_types(fg.dtype, back.dtype)
                     fg, background = _promote(fg, dtype), _promote(back, dtype)
                     composite = make_composite(fg, background, mask)
-                    alpha = _over(mask, back_alpha) if back_alpha is not None else None
-                if mask.size and float(mask.min()) >= ALL_FOREGROUND:
+                    alpha = _over(mask_to_float(mask), back_alpha) if back_alpha is not None else None
+                if mask.size and float(mask.min()) / _FULL.get(mask.dtype, 1.0) >= ALL_FOREGROUND:
                     raise InputMismatchError(
                         f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
                     )

@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+import cv2
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, UsageError
@@ -153,11 +154,18 @@ def _has_alpha(video_format) -> bool:
 
 
 def _exact():
-    """swscale flags for RGB <-> YUV: its defaults truncate (about -1 code value per round trip, measured);
-    accurate rounding with full-resolution chroma interpolation round-trips without bias."""
+    """swscale flags for RGB <-> YUV: its default flags darken YUV -> RGB by about one code value (measured);
+    accurate rounding with full-resolution chroma interpolation converts without bias (bilinear: 20 ms for a
+    1080p frame, half the time of bicubic for ~0.1 code value more error)."""
     from av.video.reformatter import Interpolation
 
-    return Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+# 8-bit YUV layouts whose first plane is the luma; untagged (2) and the two BT.601 tags (BT.470BG, SMPTE 170M).
+_YUV8 = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "yuv440p")
+_BT601 = (2, 5, 6)
+_LIMITED_TO_FULL = np.clip(np.rint((np.arange(256) - 16) * (255.0 / 219.0)), 0, 255).astype(np.uint8)
 
 
 def _reason(exc: BaseException) -> str:
@@ -234,7 +242,17 @@ class VideoReader:
         target = {"rgb": "rgb24", "rgba": "rgba", "gray": "gray"}[self.mode]
         if fmt == target:
             return frame.to_ndarray()
-        # Convert with the file's own matrix and range (None = what the frame is tagged with).
+        full_range = int(frame.color_range) == 2 or fmt.startswith("yuvj")
+        if self.mode == "gray" and fmt in _YUV8:
+            # A mask is the luma plane: no chroma to convert; limited range (16..235) is stretched to 0..255.
+            luma = np.frombuffer(frame.planes[0], np.uint8).reshape(frame.height, -1)[:, : frame.width]
+            return np.ascontiguousarray(luma) if full_range else _LIMITED_TO_FULL[luma]
+        if (self.mode == "rgb" and fmt == "yuv420p" and not full_range and int(frame.colorspace) in _BT601
+                and frame.width % 2 == 0 and frame.height % 2 == 0):
+            # OpenCV's BT.601 limited-range conversion: unbiased, within ~1 code value of swscale's most accurate
+            # mode, and 6x faster than it on a 1080p frame (3 ms against 20).
+            return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+        # Anything else through swscale, with the file's own matrix and range (None = what the frame says).
         src_range = frame.color_range if int(frame.color_range) in (1, 2) else None
         converted = frame.reformat(
             format=target, src_color_range=src_range, dst_color_range=2 if src_range else None, interpolation=_exact()
@@ -305,8 +323,13 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         av = _av()
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        if self.yuv:
+        rgb = np.ascontiguousarray(rgb)
+        if self.codec.pix_fmt == "yuv420p" and self.color.colorspace in _BT601:
+            # BT.601 limited range, as swscale does it for untagged files, at a fraction of its time.
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        else:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if self.yuv and frame.format.name != self.codec.pix_fmt:
             # RGB -> YUV with the input's matrix (None = swscale's BT.601 for untagged files), limited range.
             space = self.color.colorspace if self.color.colorspace in (1, 4, 5, 6, 7, 9) else None
             frame = frame.reformat(format=self.codec.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())

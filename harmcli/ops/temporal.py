@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from harmcli.ops.adjustment import SHADING_RANGE, Adjustment
+from harmcli.ops.apply import apply_adjustment
 
 # Histogram bins per channel of the scene signature, and the histogram change (0..1) that counts as a cut.
 CUT_BINS = 16
@@ -58,6 +59,13 @@ WINDOW_SIGMAS = 3.0
 THUMB = 64
 # A thumbnail pixel counts as "inside the mask" in other frames above this total weight.
 MIN_MASK_WEIGHT = 1e-3
+# How far the per-channel gain that matches the smoothed target colour may move the smoothed curves.
+MATCH_RANGE = (0.8, 1.25)
+# The correction's slope against the subject's input colour: -1 = holds the result still (full compensation),
+# 0 = ignores the input; a network's answer beyond these is jitter. The ridge term makes input changes under
+# ~2 code values (grain, compression) count as no change.
+SLOPE_RANGE = (-1.0, 0.0)
+RIDGE = (2.0 / 255.0) ** 2
 
 
 # --------------------------------------------------------------------------------------------- scene cuts
@@ -182,10 +190,18 @@ class SmoothedAdjustments:
         curves: (T, 3, K) predicted curve y (uniform grid).
         gains: (T, S, S) predicted shading gain maps (any array-like: a memory map is fine), or None.
         masks: (T, THUMB, THUMB) float masks (thumbnails) where each frame's subject is.
+        images: (T, THUMB, THUMB, 3) float thumbnails of the composites in [0, 1], or None. Smoothing the
+            adjustment alone also removes the network's answer to a real change of the subject itself (its
+            exposure wandering, a light flickering on the cut-out), which should change the correction so that
+            the result does not change. With the images, the correction each prediction makes to the subject's
+            mean colour is regressed, within the frame's window, on the subject's input colour: the part that
+            follows the input (slope limited to ``SLOPE_RANGE``: compensating, never amplifying) is kept, the
+            rest is smoothed; a per-channel gain on the smoothed curves (within ``MATCH_RANGE``) then makes the
+            frame reach that colour. An identity prediction stays the identity.
         sigma_frames, cuts, valid: as for :func:`temporal_weights`.
     """
 
-    def __init__(self, curves, gains, masks, *, sigma_frames: float, cuts: Sequence[int] = (), valid=None):
+    def __init__(self, curves, gains, masks, *, sigma_frames: float, cuts: Sequence[int] = (), valid=None, images=None):
         self.curves = np.asarray(curves, dtype=np.float32)
         self.gains = gains
         self.masks = np.asarray(masks, dtype=np.float32)
@@ -200,6 +216,14 @@ class SmoothedAdjustments:
         self.windows, self.jitter = temporal_weights(
             self.curves, self.mean_log, sigma_frames=sigma_frames, cuts=cuts, valid=valid
         )
+        self.images = None if images is None else np.asarray(images, dtype=np.float32)
+        if self.images is not None:
+            # The subject's mean input colour, and the change each prediction makes to it (thumbnails, 0..1).
+            self.inputs = np.stack([_masked_mean(self.images[t], self.masks[t]) for t in range(n)]) if n else np.zeros((0, 3))
+            self.changes = np.stack([
+                _masked_mean(apply_adjustment(self.images[t], self.masks[t], self.raw(t)), self.masks[t]) - self.inputs[t]
+                for t in range(n)
+            ]) if n else np.zeros((0, 3))
 
     def __len__(self) -> int:
         return len(self.curves)
@@ -216,19 +240,43 @@ class SmoothedAdjustments:
         if w[t - win.lo] == 1.0:
             return self.raw(t)
         curves = np.tensordot(w, self.curves[win.lo : win.hi], axes=1)
-        if self.gains is None:
-            return Adjustment.from_uniform(curves)
-        mean = float(w @ self.mean_log[win.lo : win.hi])
-        masks = self.masks[win.lo : win.hi]
-        coverage = np.tensordot(w, masks, axes=1)
-        pattern = np.tensordot(w, masks * self.residual[win.lo : win.hi], axes=1)
-        own = self.residual[t]
-        smoothed = np.where(coverage > MIN_MASK_WEIGHT, pattern / np.maximum(coverage, MIN_MASK_WEIGHT), own)
-        gain = np.asarray(self.gains[t], dtype=np.float32)
-        change = (smoothed - own) + (mean - self.mean_log[t])
-        change = cv2.resize(change.astype(np.float32), gain.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        gain = np.clip(gain * np.exp(change), *SHADING_RANGE).astype(np.float32)
-        return Adjustment.from_uniform(curves, gain)
+        gain = None
+        if self.gains is not None:
+            mean = float(w @ self.mean_log[win.lo : win.hi])
+            masks = self.masks[win.lo : win.hi]
+            coverage = np.tensordot(w, masks, axes=1)
+            pattern = np.tensordot(w, masks * self.residual[win.lo : win.hi], axes=1)
+            own = self.residual[t]
+            smoothed = np.where(coverage > MIN_MASK_WEIGHT, pattern / np.maximum(coverage, MIN_MASK_WEIGHT), own)
+            gain = np.asarray(self.gains[t], dtype=np.float32)
+            change = (smoothed - own) + (mean - self.mean_log[t])
+            change = cv2.resize(change.astype(np.float32), gain.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            gain = np.clip(gain * np.exp(change), *SHADING_RANGE).astype(np.float32)
+        adjustment = Adjustment.from_uniform(curves, gain)
+        if self.images is None or not self.masks[t].any():
+            return adjustment
+        target = self._target(t, win)
+        reached = _masked_mean(apply_adjustment(self.images[t], self.masks[t], adjustment), self.masks[t])
+        match = np.clip(target / np.maximum(reached, 1e-4), *MATCH_RANGE)
+        return Adjustment.from_uniform(np.clip(curves * match[:, None], 0.0, 1.0), gain)
+
+
+    def _target(self, t: int, win: Window) -> np.ndarray:
+        """The subject's mean colour frame ``t`` should reach: the window's mean change, plus its slope against
+        the input colour (weighted ridge regression per channel) times this frame's input offset."""
+        w = win.weights
+        inputs, changes = self.inputs[win.lo : win.hi], self.changes[win.lo : win.hi]
+        mean_in, mean_change = w @ inputs, w @ changes
+        spread = inputs - mean_in
+        slope = (w @ (spread * (changes - mean_change))) / (w @ spread**2 + RIDGE)
+        slope = np.clip(slope, *SLOPE_RANGE)
+        return self.inputs[t] + mean_change + slope * (self.inputs[t] - mean_in)
+
+
+def _masked_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(3,) mean colour of ``image`` weighted by ``mask``."""
+    weight = float(mask.sum())
+    return (image * mask[..., None]).sum(axis=(0, 1)) / max(weight, 1e-12)
 
 
 # --------------------------------------------------------------------------------------------- flicker
@@ -244,8 +292,6 @@ def mean_correction(composite: np.ndarray, mask: np.ndarray, adjustment: Adjustm
 
     ``composite`` is float (H, W, 3) in [0, 1] (a thumbnail), ``mask`` float (H, W); weighted by the mask.
     """
-    from harmcli.ops.apply import apply_adjustment
-
     weight = float(mask.sum())
     if adjustment is None or weight <= 0:
         return np.zeros(3)

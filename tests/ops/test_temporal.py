@@ -133,3 +133,42 @@ def test_scene_cuts_from_background_histograms():
 def test_flicker_is_the_mean_absolute_step(values, expected):
     assert flicker(np.array(values, float)) == pytest.approx(expected)
     assert flicker(np.array(values, float), cuts=[1]) == pytest.approx(1.5)  # the 0 -> 3 pair is across a cut
+
+
+def exposure_clip(n=40, seed=0, compensate=True, jitter=0.02):
+    """Grey subjects whose exposure wanders; the 'network' answers each frame with a linear curve that brings the
+    subject back to 0.5 (``compensate``) or with the identity, plus its own jitter."""
+    rng = np.random.default_rng(seed)
+    exposure = 0.5 * np.exp(rng.normal(0, 0.1, n))
+    images = np.repeat(exposure[:, None, None, None], 3, axis=3) * np.ones((n, 8, 8, 3))
+    masks = np.zeros((n, 8, 8), np.float32)
+    masks[:, 2:6, 2:6] = 1.0
+    slope = (0.5 / exposure if compensate else np.ones(n)) * np.exp(rng.normal(0, jitter, n))
+    curves = np.clip(GRID[None, None, :] * slope[:, None, None], 0, 1) * np.ones((n, 3, 1))
+    return images.astype(np.float32), masks, curves.astype(np.float32)
+
+
+def output_means(smooth, images, masks):
+    return np.stack([mean_correction(images[t], masks[t], smooth[t]) / 255.0 + images[t][3, 3] for t in range(len(images))])
+
+
+def test_a_compensating_answer_to_the_subjects_own_change_is_kept():
+    images, masks, curves = exposure_clip()
+    plain = SmoothedAdjustments(curves, None, masks, sigma_frames=6)
+    matched = SmoothedAdjustments(curves, None, masks, sigma_frames=6, images=images)
+    per_frame = SmoothedAdjustments(curves, None, masks, sigma_frames=0, images=images)
+    flick = {name: flicker(output_means(s, images, masks)) for name, s in
+             (("plain", plain), ("matched", matched), ("per_frame", per_frame))}
+    # Smoothing the curves alone lets the subject's exposure through; with the regression the result stays as
+    # still as the per-frame answer makes it, minus that answer's own jitter.
+    assert flick["matched"] < 0.5 * flick["plain"]
+    assert flick["matched"] < flick["per_frame"]
+    for t in range(40):
+        assert np.all(np.diff(matched[t].curve_y, axis=-1) >= 0)
+
+
+def test_identity_predictions_stay_the_identity_when_the_input_wanders():
+    images, masks, curves = exposure_clip(compensate=False, jitter=0.0)
+    matched = SmoothedAdjustments(curves, None, masks, sigma_frames=6, images=images)
+    for t in (0, 17, 39):
+        assert np.allclose(matched[t].curve_y, curves[t], atol=1e-6)
