@@ -58,7 +58,8 @@ JSON schema (``schema`` = ``"harmcli-bench/1"``; times in milliseconds, memory i
       "folder": null | {"images": int, "size": "4k", "device", "model", "mode": str, "repeats": int,
                         "opencv_loop_s": float, "harmcli_s": float, "ratio": float,
                         "opencv_ms_per_image": float, "harmcli_ms_per_image": float},
-      "video": null | {"frames": int, "size": "1080p", "device", "model", "codec": "h264", "crf": int,
+      "video": null | {"frames": int, "size": "1080p", "device", "model", "backend", "network_threads": int,
+                       "codec": "h264", "crf": int,
                        "temporal": float, "seconds": float, "frames_per_second": float,
                        "breakdown_s": {"analyse", "smooth", "write", "read", "network", "apply", "encode",
                                        "second_decode": float}},   # harmcli.clip.run.ClipResult's timings

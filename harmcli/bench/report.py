@@ -98,7 +98,7 @@ def render(report: dict) -> list:
         b = v["breakdown_s"]
         out.append(Text(
             f"video, {v['frames']} frames of {v['size']} H.264 + mask video -> {v['codec']} crf {v['crf']} ({v['model']} on "
-            f"{v['device']}, --temporal {v['temporal']:g}): {v['seconds']:.1f} s = {v['frames_per_second']:.1f} frames/s end to "
+            f"{v['device']}, {v.get('backend', 'torch')}, --temporal {v['temporal']:g}): {v['seconds']:.1f} s = {v['frames_per_second']:.1f} frames/s end to "
             f"end; pass 1 {b['analyse']:.1f} s (reading {b['read']:.1f}, network {b['network']:.1f}), smoothing {b['smooth']:.2f} s, "
             f"pass 2 {b['write']:.1f} s (reading again {b['second_decode']:.1f}, apply {b['apply']:.1f}, encoding {b['encode']:.1f})"
         ))

@@ -188,7 +188,16 @@ def _run(config: BenchConfig, say: Callable[[str], None]) -> dict:
             report["oneshot"] = oneshot_mode(config, tmp, say)
 
         if config.video:
-            report["video"] = video_mode(config, harmonizers[(devices[0], specs[0].name)], specs[0].name, tmp, say)
+            # The engine `harmcli harmonize clip.mp4` picks by default, as for the folder record.
+            device, name = devices[0], specs[0].name
+            backend = "onnx" if (device, name, "onnx") in engines else next(b for d, n, b in engines if (d, n) == (device, name))
+            net = harmonizers[(device, name)]
+            if backend == "onnx":
+                from harmcli.batch import default_threads
+
+                net = build_onnx_harmonizer(net, tmp, config.threads or default_threads(True))
+            report["video"] = video_mode(config, net, name, tmp, say)
+            report["video"]["backend"] = backend
 
     report["notes"] = _notes(config, report)
     return report

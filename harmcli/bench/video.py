@@ -3,7 +3,7 @@
 The clip is the bench scene (textured background, person-shaped soft mask) with the subject moving across the
 frame and fresh grain on every frame, encoded as H.264 (CRF 18) with its mask as a second H.264 video, the way
 a user's files usually come. :func:`harmcli.clip.run.harmonize_clip` then runs both passes with the default
-``--temporal`` and writes H.264: the record is the wall time and frames per second of that call, with its own
+``--temporal`` on the engine the command would pick (``backend`` in the record) and writes H.264: the record is the wall time and frames per second of that call, with its own
 breakdown (reading, network, smoothing, apply, encoding; the second reading of the inputs is the price of the
 two passes).
 """
@@ -77,8 +77,10 @@ def video_mode(config: BenchConfig, harmonizer, model: str, tmp: Path, say) -> d
     from harmcli.batch import default_threads
 
     saved = torch.get_num_threads()
-    # What `harmcli harmonize clip.mp4` uses: one core left to the reading and encoding threads.
-    torch.set_num_threads(config.threads or default_threads(True) or saved)
+    threads = config.threads or default_threads(True) or saved
+    # What `harmcli harmonize clip.mp4` uses: one core left to the reading and encoding threads (an ONNX
+    # harmonizer was built with that count already).
+    torch.set_num_threads(threads)
     try:
         started = time.perf_counter()
         result = harmonize_clip(inputs, output, harmonizer=harmonizer, temporal=DEFAULT_TEMPORAL)
@@ -88,7 +90,7 @@ def video_mode(config: BenchConfig, harmonizer, model: str, tmp: Path, say) -> d
     return {
         "frames": result.frames, "size": size.name, "device": str(harmonizer.device), "model": model,
         "codec": output.codec.name, "crf": output.crf, "temporal": DEFAULT_TEMPORAL, "seconds": seconds,
-        "frames_per_second": result.frames / seconds, "torch_threads": config.threads or default_threads(True) or saved,
+        "frames_per_second": result.frames / seconds, "network_threads": threads,
         "breakdown_s": {key: getattr(result, f"{key}_s") for key in
                         ("analyse", "smooth", "write", "read", "network", "apply", "encode", "second_decode")},
     }

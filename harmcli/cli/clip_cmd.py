@@ -41,7 +41,7 @@ def run_clip(
     *, reporter, spec, output: Path, sequence: bool, temporal: float | None, codec: str | None, crf: int | None,
     fps: str | None, report: Path | None, ext: str | None, jpeg_quality: int, existing: str, max_pixels: int,
     params: Path | None, weights: Path | None, device: str, threads: int | None, strength: float,
-    shading_strength: float, save_params: Path | None, quiet: bool,
+    shading_strength: float, save_params: Path | None, quiet: bool, backend: str = "auto",
 ) -> None:
     from harmcli.clip.run import DEFAULT_TEMPORAL, existing_outputs, harmonize_clip, plan_clip_output
     from harmcli.clip.sources import ClipInputs
@@ -65,6 +65,7 @@ def run_clip(
     )
     if report is not None and report.suffix.lower() != ".json":
         raise UsageError(f"--report {report}: the report is a .json file")
+    out.overwrite = existing == "overwrite"
     found = existing_outputs(inputs, out)
     if found:
         if existing == "skip":
@@ -84,15 +85,14 @@ def run_clip(
 
         fixed = load_adjustment(params)
     else:
-        import torch
-
-        from harmcli.pipeline import Harmonizer
-
         from harmcli.batch import default_threads
+        from harmcli.pipeline import load_harmonizer
 
-        harmonizer = Harmonizer.load(weights, device)
+        notes: list[str] = []
         # As in folder mode: one core is left to the reader and writer threads (decoding, encoding).
-        torch.set_num_threads(threads or default_threads(True))
+        harmonizer = load_harmonizer(weights, device, backend, threads or default_threads(True), notes)
+        for note in notes:
+            reporter.warn(note)
 
     with _progress(reporter, quiet) as on_progress:
         result = harmonize_clip(

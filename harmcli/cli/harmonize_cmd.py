@@ -355,7 +355,7 @@ def harmonize_command(
             reporter=_Reporter(quiet), spec=spec, output=output, sequence=sequence, temporal=temporal, codec=codec,
             crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
             max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
-            shading_strength=shading_strength, save_params=save_params, quiet=quiet,
+            shading_strength=shading_strength, save_params=save_params, quiet=quiet, backend=backend,
         )
         return
     spec.check_exists()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import secrets
 import shutil
 import tempfile
 import threading
@@ -38,7 +37,7 @@ from harmcli.batch import same_file
 from harmcli.clip.sources import ClipInputs, Frame, FolderSource, VideoSource
 from harmcli.errors import ImageWriteError, InputMismatchError, UsageError
 from harmcli.io.video import Codec, choose_codec, is_video
-from harmcli.ops.adjustment import Adjustment
+from harmcli.ops.adjustment import DEFAULT_POINTS, Adjustment
 
 # Frames per network call in pass 1. On a GPU a batch amortises the launch overhead; on this 2-core CPU a batch
 # of 4 was slower per frame than single frames (128 against 100 ms at 256², busy machine), so CPUs take one.
@@ -65,6 +64,7 @@ class ClipOutput:
     crf: int | None = None
     ext: str | None = None  # frames: None = the input frames' own extension (or .png)
     jpeg_quality: int = 95
+    overwrite: bool = False  # replace existing files; otherwise a file that appears meanwhile is an error
 
 
 @dataclass
@@ -348,8 +348,7 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
     gains = _Spool(folder, "gains.f32", (size, size))
     curves, signatures, mask_thumbs, comp_thumbs, valid = [], [], [], [], []
     pending: list[_LowRes] = []
-    n_points = harmonizer.model.config.n_points
-    batch = BATCH.get(harmonizer.device.type, 1)
+    batch = BATCH["cuda" if str(harmonizer.device).startswith("cuda") else "cpu"]
 
     def flush() -> None:
         todo = [p for p in pending if not p.empty]
@@ -363,8 +362,8 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
             times["network"] = times.get("network", 0.0) + time.perf_counter() - started
             predicted = {p.index: (y[i], s[i]) for i, p in enumerate(todo)}
         for p in pending:
-            if p.empty:
-                y, s = Adjustment.identity(n_points).curve_y, np.ones((size, size), np.float32)
+            if p.empty:  # nothing to adjust: the identity (its curves get their size once one is predicted)
+                y, s = None, np.ones((size, size), np.float32)
             else:
                 y, s = predicted[p.index]
             curves.append(y)
@@ -384,8 +383,10 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
     flush()
     if not curves:
         raise InputMismatchError(f"{inputs.primary.path}: no frames to read")
+    n_points = next((len(y[0]) for y in curves if y is not None), DEFAULT_POINTS)
+    identity = Adjustment.identity(n_points).curve_y
     return _Analysis(
-        curves=np.stack(curves).astype(np.float32),
+        curves=np.stack([identity if y is None else y for y in curves]).astype(np.float32),
         gains=gains.array(),
         mask_thumbs=np.stack(mask_thumbs).astype(np.float32),
         composite_thumbs=np.stack(comp_thumbs),
@@ -501,15 +502,17 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                 state["writer"].abandon()
             raise
 
-    atomic_write(output.path, encode)
+    atomic_write(output.path, encode, overwrite=output.overwrite)
     return count
 
 
 def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_progress, times) -> int:
     from harmcli.io.images import write_image
 
+    from harmcli.io.safe_write import temp_name
+
     target = output.path
-    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    temp = target.parent / temp_name(target.name)
     names: list[str] = []
     sequence_names = frame_names(inputs, output, inputs.count) if isinstance(inputs.primary, FolderSource) else None
 
@@ -526,11 +529,17 @@ def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_pro
         temp.mkdir(parents=True)
         count = _apply_all(inputs, adjustment_for, write, on_progress, times)
         if not target.exists():
-            os.replace(temp, target)
+            os.rename(temp, target)
         else:
             for name in names:
-                os.replace(temp / name, target / name)
-            temp.rmdir()
+                if output.overwrite:
+                    os.replace(temp / name, target / name)
+                else:  # a hard link fails if the name exists: a file that appeared meanwhile is never replaced
+                    try:
+                        os.link(temp / name, target / name)
+                    except FileExistsError:
+                        raise ImageWriteError(f"{target / name}: already exists (it appeared while this run was writing)") from None
+            shutil.rmtree(temp)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

@@ -108,6 +108,10 @@ def test_sequence_folders_in_and_out(run, tmp_path, jittery_weights):
     assert files_in(out) == [f"shot_{i + 1:04d}.png" for i in range(12)]
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames"] == 12 and report["flicker_smoothed"] < report["flicker_per_frame"]
+    again = ("harmonize", tmp_path / "frames", "-m", tmp_path / "masks", "--sequence", "-o", out, "--weights", jittery_weights)
+    assert_one_error(run(*again), 1, "shot_0001.png", "already exists")
+    assert run(*again, "--overwrite").code == 0
+    assert files_in(out) == [f"shot_{i + 1:04d}.png" for i in range(12)]  # replaced, nothing left beside them
     # The same folders as a video at a given rate.
     result = run("harmonize", tmp_path / "frames", "-m", tmp_path / "masks", "--sequence", "-o", tmp_path / "o.mkv",
                  "--fps", "30000/1001", "--weights", jittery_weights, "--codec", "ffv1")
