@@ -115,7 +115,13 @@ def _in_background_space(foreground, background) -> tuple[np.ndarray, tuple[str,
     source, target = foreground.metadata.icc, background.metadata.icc
     if colour.same_space(source, target):
         return foreground.rgb, ()
-    rgb, narrowed = colour.convert(foreground.rgb, source, target)
+    try:
+        rgb, narrowed = colour.convert(foreground.rgb, source, target)
+    except colour.ProfileError as exc:
+        return foreground.rgb, (
+            f"{foreground.path}: not converted into the background's colour space: its profile or the background's "
+            f"cannot be used ({exc}); pasted as it is",
+        )
     note = (
         f"{foreground.path}: converted the foreground from {colour.profile_name(source)!r} into the background's "
         f"colour space ({colour.profile_name(target)!r})"

@@ -27,6 +27,10 @@ import struct
 
 import numpy as np
 
+class ProfileError(ValueError):
+    """A colour profile that cannot be used for a conversion (damaged, or a kind LittleCMS refuses)."""
+
+
 _LUT_TAGS = (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2")
 _INVERSE_STEPS = 65536
 
@@ -58,7 +62,8 @@ def same_space(a: bytes | None, b: bytes | None) -> bool:
         return False
     grid = np.rint(np.linspace(0, 65535, 17)).astype(np.uint16)
     colours = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(1, -1, 3)
-    moved = np.abs(model.apply(colours).astype(np.int32) - colours.astype(np.int32)).max()
+    with np.errstate(all="ignore"):
+        moved = np.abs(model.apply(colours).astype(np.int32) - colours.astype(np.int32)).max()
     return bool(moved <= 65535 / 255 / 4)
 
 
@@ -67,14 +72,22 @@ def convert(rgb: np.ndarray, source: bytes | None, destination: bytes | None) ->
 
     Returns the converted pixels (same dtype) and whether 16-bit data had to go through 8 bits (LUT-based
     profiles, see the module docstring).
+
+    Raises:
+        ProfileError: a profile LittleCMS cannot use.
     """
-    if rgb.dtype == np.uint8:
-        return _convert_lcms(rgb, source, destination), False
-    model = _matrix_model(source or _srgb_bytes(), destination or _srgb_bytes())
-    if model is None:
-        narrow = np.rint(rgb.astype(np.float32) / 257.0).astype(np.uint8)
-        return _convert_lcms(narrow, source, destination).astype(np.uint16) * np.uint16(257), True
-    return model.apply(rgb), False
+    try:
+        if rgb.dtype == np.uint8:
+            return _convert_lcms(rgb, source, destination), False
+        model = _matrix_model(source or _srgb_bytes(), destination or _srgb_bytes())
+        if model is None:
+            narrow = np.rint(rgb.astype(np.float32) / 257.0).astype(np.uint8)
+            return _convert_lcms(narrow, source, destination).astype(np.uint16) * np.uint16(257), True
+        return model.apply(rgb), False
+    except ProfileError:
+        raise
+    except Exception as exc:  # Pillow's PyCMSError, OSError from a damaged profile, ...
+        raise ProfileError(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__) from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -181,7 +181,7 @@ def _read_tiff(data: bytes) -> ImageMetadata:
     entries, _ = _parse_ifd(data, first, order, depth=0)
     by_tag = {e.tag: e for e in entries}
     icc = by_tag[_ICC_TAG].raw if _ICC_TAG in by_tag else None
-    exif_entries = [e for e in entries if e.tag not in _STORAGE_TAGS and not _is_tool_stamp(e)]
+    exif_entries = _turned_upright([e for e in entries if e.tag not in _STORAGE_TAGS and not _is_tool_stamp(e)], order)
     exif = _serialize(exif_entries, order) if _has_content(exif_entries) else None
     return _finish(icc, exif, _exif_dpi(exif_entries, order))
 
@@ -272,8 +272,26 @@ def clean_exif(blob: bytes) -> tuple[bytes | None, tuple[float, float] | None]:
         entries, _ = _parse_ifd(blob, first, order, depth=0)  # IFD1 (the thumbnail) is not followed
     except (ValueError, struct.error):
         return None, None
-    entries = [e for e in entries if e.tag not in _STORAGE_TAGS]
+    entries = _turned_upright([e for e in entries if e.tag not in _STORAGE_TAGS], order)
     return (_serialize(entries, order) if entries else None), _exif_dpi(entries, order)
+
+
+def _turned_upright(entries: list[_Entry], order: str) -> list[_Entry]:
+    """After a quarter turn (Orientation 5..8) the Exif image width and height (40962, 40963) trade places."""
+    by_tag = {e.tag: e for e in entries}
+    orientation = by_tag.get(_ORIENTATION)
+    try:
+        turned = orientation is not None and orientation.type == 3 and _values(orientation, order)[0] in (5, 6, 7, 8)
+    except struct.error:
+        turned = False
+    exif = by_tag.get(_EXIF_IFD)
+    if turned and exif is not None and exif.sub is not None:
+        sizes = {e.tag: e for e in exif.sub if e.tag in (40962, 40963)}
+        if len(sizes) == 2:
+            width, height = sizes[40962], sizes[40963]
+            swapped = [_Entry(40962, height.type, height.count, height.raw), _Entry(40963, width.type, width.count, width.raw)]
+            exif.sub = [e for e in exif.sub if e.tag not in (40962, 40963)] + swapped
+    return entries
 
 
 def _exif_dpi(entries: list[_Entry], order: str) -> tuple[float, float] | None:

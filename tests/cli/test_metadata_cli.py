@@ -140,3 +140,18 @@ def test_16bit_foreground_converted_in_16_bits(run, tmp_path):
     assert not narrowed
     inside = scene.mask == 65535
     np.testing.assert_array_equal(pixels[inside], converted[inside])
+
+
+def test_unusable_profile_is_a_note_not_a_failure(run, tmp_path):
+    scene = make_scene()
+    broken = ADOBE[:200]  # a header that says RGB, then nothing LittleCMS can read
+    fg = save_tagged(tmp_path / "fg.png", scene.fg, icc=broken)
+    bg = save_tagged(tmp_path / "bg.png", scene.bg, icc=ADOBE)
+    mask = write_image(tmp_path / "mask.png", scene.mask)
+    out = tmp_path / "out.png"
+    result = run("harmonize", fg, bg, mask, "-o", out, "--params", identity_params(tmp_path))
+    assert result.code == 0, result.err
+    notes = [line for line in result.err_lines if "not converted" in line]
+    assert len(notes) == 1 and "fg.png" in notes[0] and "pasted as it is" in notes[0] and "Traceback" not in result.err
+    assert info(out)[0] == ADOBE
+    np.testing.assert_array_equal(read_image(out), scene.composite())

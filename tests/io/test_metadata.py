@@ -49,7 +49,8 @@ def exif_block(orientation: int = 6, thumbnail: bool = True) -> bytes:
     """A camera-like EXIF block (TIFF structure): IFD0, an Exif sub-IFD and, optionally, IFD1 with a thumbnail."""
     ok, thumb = cv2.imencode(".jpg", np.full((8, 8, 3), 200, np.uint8))
     thumb = thumb.tobytes()
-    exif_entries = [(33434, 5, 1, struct.pack("<II", 1, 250)), _ascii(36867, DATETIME_ORIGINAL)]
+    exif_entries = [(33434, 5, 1, struct.pack("<II", 1, 250)), _ascii(36867, DATETIME_ORIGINAL),
+                    (40962, 3, 1, struct.pack("<H", 60)), (40963, 3, 1, struct.pack("<H", 40))]  # stored 60 x 40
     gps_entries = [(0, 1, 4, bytes((2, 3, 0, 0))), _ascii(1, "N"), (2, 5, 3, struct.pack("<6I", 48, 1, 51, 1, 30, 1))]
     ifd0_entries = [
         _ascii(271, MAKE), (274, 3, 1, struct.pack("<H", orientation)), (282, 5, 1, struct.pack("<II", 300, 1)),
@@ -105,6 +106,7 @@ def check_exif(exif: Image.Exif) -> None:
     assert exif.get(274, 1) == 1  # pixels are upright now
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     assert sub[36867] == DATETIME_ORIGINAL and float(sub[33434]) == pytest.approx(1 / 250)
+    assert (sub[40962], sub[40963]) == (40, 60)  # the image width and height of the upright pixels
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     assert gps[1] == "N" and tuple(float(v) for v in gps[2]) == (48.0, 51.0, 30.0)
 
