@@ -90,7 +90,10 @@ def read_metadata(data: bytes, kind: str) -> ImageMetadata:
 
 def _finish(icc: bytes | None, exif_blob: bytes | None, dpi: tuple[float, float] | None) -> ImageMetadata:
     exif, exif_dpi = clean_exif(exif_blob) if exif_blob else (None, None)
-    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi or exif_dpi)
+    dpi = dpi or exif_dpi
+    if dpi is not None and not all(1.0 <= v <= 100_000.0 for v in dpi):  # damaged, not a resolution
+        dpi = None
+    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi)
 
 
 def is_rgb_profile(icc: bytes | None) -> bool:
