@@ -5,3 +5,4 @@ from harmcli.cli import eval_cmd  # noqa: F401
 from harmcli.cli import harmonize_cmd  # noqa: F401
 from harmcli.cli import bench_cmd  # noqa: F401
 from harmcli.cli import export_cmd  # noqa: F401
+from harmcli.cli import render_cmd  # noqa: F401
