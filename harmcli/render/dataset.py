@@ -170,7 +170,7 @@ def make_pairs(out: Path, name: str, kinds: list[str], masks: list[np.ndarray], 
                     "domain": "rendered", "scene": name, "object": k, "object_kind": kinds[k],
                     "style_fg": fg_style, "style_bg": bg_style, "fg_fraction": round(area, 6),
                     "style_label": [round(v, 6) for v in style_label(fg_style, bg_style, area)],
-                    "style_label_target": style_label(bg_style, bg_style, 0.0),
+                    "target_style_label": style_label(bg_style, bg_style, 0.0),
                 })
     return rows
 
