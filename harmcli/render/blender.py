@@ -113,6 +113,8 @@ class BlenderRenderer:
         cycles.denoising_input_passes = "RGB_ALBEDO_NORMAL"
         cycles.denoising_prefilter = "FAST"
         cycles.sample_clamp_indirect = 5.0
+        # One sun, a world and at most two lamps: the light tree's bookkeeping costs more than it saves.
+        cycles.use_light_tree = False
         self._set_device(device)
         scene.display_settings.display_device = "sRGB"
         self._suzanne = None
