@@ -93,8 +93,10 @@ def check_backend_name(backend: str) -> str:
 def _error(message: str) -> None:
     # One line on stderr, red when it is a terminal. rich is only imported on this (rare) path.
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    # escape: a message may hold brackets (pip extras like harmcli[render], paths) that are not markup.
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def main(argv: list[str] | None = None) -> None:
