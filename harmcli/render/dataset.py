@@ -109,9 +109,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
+def _write_png(path: Path, image: np.ndarray, compression: int = 3) -> None:
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(str(path), data):
+    if not cv2.imwrite(str(path), data, [cv2.IMWRITE_PNG_COMPRESSION, compression]):
         raise HarmcliError(f"{path}: could not be written")
 
 
@@ -269,7 +269,7 @@ def render_dataset(out: Path, options: RenderOptions, *, on_start: Callable[[int
 # ------------------------------------------------------------------------------------------ contact sheet
 
 
-def contact_sheet(out: Path, path: Path, *, scenes: list[str] | None = None, limit: int = 8, thumb: int = 128) -> Path:
+def contact_sheet(out: Path, path: Path, *, scenes: list[str] | None = None, limit: int = 8, thumb: int = 112) -> Path:
     """A PNG with one row per scene (its styles side by side, then its object masks), labelled."""
     out = Path(out)
     names = scenes if scenes is not None else finished_scenes(out)[:limit]
@@ -303,5 +303,5 @@ def contact_sheet(out: Path, path: Path, *, scenes: list[str] | None = None, lim
         sheet[y:y + thumb, x:x + thumb] = np.clip(overlay, 0, 255).astype(np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_png(path, sheet)
+    _write_png(path, sheet, compression=9)
     return path
