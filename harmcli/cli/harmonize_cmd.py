@@ -323,7 +323,7 @@ def harmonize_command(
         bool,
         typer.Option(
             "--strip-metadata",
-            help="Write no colour profile, EXIF or resolution (by default the output keeps the input's: the background's "
+            help="Write no colour profile, EXIF, XMP or resolution (by default the output keeps the input's: the background's "
             "for FG BG).",
         ),
     ] = False,

@@ -17,7 +17,7 @@ Writing goes through :func:`harmcli.io.safe_write.atomic_write`: a temporary fil
 that gets its final name only once it is complete, so an interrupted or failed write never leaves a partial
 file behind, and (``overwrite=False``) a file that appeared meanwhile is never replaced.
 
-Colour profile, EXIF and resolution are read from the bytes already in memory and written back by
+Colour profile, EXIF, resolution and XMP are read from the bytes already in memory and written back by
 :mod:`harmcli.io.metadata` (``LoadedImage.metadata``, ``write_image(metadata=...)``).
 """
 
@@ -27,7 +27,7 @@ import io
 import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -673,7 +673,7 @@ def write_image(
             rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
 
     if metadata is not None and rgb.ndim == 2 and metadata.icc is not None:
-        metadata = ImageMetadata(icc=None, exif=metadata.exif, dpi=metadata.dpi)
+        metadata = replace(metadata, icc=None)
     if ext in _TIFF_EXTENSIONS:
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
 

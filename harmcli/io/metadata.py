@@ -1,6 +1,6 @@
-"""Colour profile, EXIF and resolution: read from a file's container, written into an encoded output.
+"""Colour profile, EXIF, resolution and XMP: read from a file's container, written into an encoded output.
 
-Photographers' files carry three things besides pixels that harmcli keeps:
+Photographers' files carry four things besides pixels that harmcli keeps:
 
 - the **ICC colour profile** (what the RGB numbers mean: sRGB, Adobe RGB, ProPhoto ...). Only RGB profiles are
   kept, since outputs are RGB; a gray or CMYK profile could not describe them. An untagged input stays untagged.
@@ -11,6 +11,9 @@ Photographers' files carry three things besides pixels that harmcli keeps:
   cannot be read back afterwards by tools that follow those offsets.
 - the **resolution** in dots per inch (JPEG's JFIF density, PNG's pHYs, TIFF's X/YResolution; WebP has no field
   of its own and keeps the one in its EXIF block).
+- the **XMP packet** (what Lightroom, Bridge and Photoshop write: keywords, ratings, rights, captions), as text,
+  with its orientation set to 1 and its thumbnails removed, for the same reasons as EXIF's. IPTC-IIM blocks and
+  Photoshop's image resources are not carried.
 
 A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out.
 Everything here works on the bytes already in memory: reading walks the container's chunks, segments or tags
@@ -21,9 +24,10 @@ WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never a
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # EXIF tags with special handling.
 _ORIENTATION = 274
@@ -44,6 +48,9 @@ _MAX_ENTRIES = 1000
 _JPEG_SEGMENT_MAX = 65533  # payload of one APPn segment (its 16-bit length counts itself)
 _ICC_CHUNK = _JPEG_SEGMENT_MAX - 14  # "ICC_PROFILE\0" + sequence number + count
 _EXIF_PREFIX = b"Exif\x00\x00"
+_XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"  # JPEG APP1 (the 64 KB standard part; extended XMP is not read)
+_XMP_PNG_KEYWORD = b"XML:com.adobe.xmp"
+_XMP_TIFF_TAG = 700
 _METRES_PER_INCH = 0.0254
 
 
@@ -55,15 +62,17 @@ class ImageMetadata:
         icc: an RGB ICC profile, as stored.
         exif: a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``), Orientation 1, no thumbnail.
         dpi: (horizontal, vertical) resolution in dots per inch.
+        xmp: an XMP packet (UTF-8 XML), orientation 1, no thumbnails.
     """
 
     icc: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
 
     @property
     def is_empty(self) -> bool:
-        return self.icc is None and self.exif is None and self.dpi is None
+        return self.icc is None and self.exif is None and self.dpi is None and self.xmp is None
 
 
 NO_METADATA = ImageMetadata()
@@ -88,12 +97,33 @@ def read_metadata(data: bytes, kind: str) -> ImageMetadata:
     return NO_METADATA
 
 
-def _finish(icc: bytes | None, exif_blob: bytes | None, dpi: tuple[float, float] | None) -> ImageMetadata:
+def _finish(
+    icc: bytes | None, exif_blob: bytes | None, dpi: tuple[float, float] | None, xmp: bytes | None = None
+) -> ImageMetadata:
     exif, exif_dpi = clean_exif(exif_blob) if exif_blob else (None, None)
     dpi = dpi or exif_dpi
     if dpi is not None and not all(1.0 <= v <= 100_000.0 for v in dpi):  # damaged, not a resolution
         dpi = None
-    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi)
+    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi, xmp=clean_xmp(xmp))
+
+
+_XMP_ORIENTATION = (
+    (re.compile(rb"""(tiff:Orientation\s*=\s*["'])\s*\d+\s*(["'])"""), rb"\g<1>1\g<2>"),
+    (re.compile(rb"(<tiff:Orientation>)\s*\d+\s*(</tiff:Orientation>)"), rb"\g<1>1\g<2>"),
+)
+_XMP_THUMBNAILS = re.compile(rb"<xmp:Thumbnails\b.*?</xmp:Thumbnails>|<xmp:Thumbnails\b[^>]*/>", re.S)
+
+
+def clean_xmp(xmp: bytes | None) -> bytes | None:
+    """An XMP packet for an upright output: orientation 1, thumbnails (of the old picture) removed.
+
+    Edited as text, so that everything else stays byte for byte; something that is not an XMP packet is dropped.
+    """
+    if not xmp or b"<x:xmpmeta" not in xmp and b"<rdf:RDF" not in xmp:
+        return None
+    for pattern, replacement in _XMP_ORIENTATION:
+        xmp = pattern.sub(replacement, xmp)
+    return _XMP_THUMBNAILS.sub(b"", xmp)
 
 
 def is_rgb_profile(icc: bytes | None) -> bool:
@@ -104,7 +134,7 @@ def is_rgb_profile(icc: bytes | None) -> bool:
 def _read_jpeg(data: bytes) -> ImageMetadata:
     pos, end = 2, len(data)
     icc_chunks: dict[int, bytes] = {}
-    exif = None
+    exif = xmp = None
     dpi = None
     while pos + 4 <= end:
         if data[pos] != 0xFF:
@@ -124,16 +154,18 @@ def _read_jpeg(data: bytes) -> ImageMetadata:
                 dpi = (xd * scale, yd * scale)
         elif marker == 0xE1 and exif is None and payload.startswith(_EXIF_PREFIX):
             exif = payload[6:]
+        elif marker == 0xE1 and xmp is None and payload.startswith(_XMP_PREFIX):
+            xmp = payload[len(_XMP_PREFIX) :]
         elif marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00") and len(payload) > 14:
             icc_chunks[payload[12]] = payload[14:]
         pos += 2 + length
     icc = b"".join(icc_chunks[k] for k in sorted(icc_chunks)) if icc_chunks else None
-    return _finish(icc, exif, dpi)
+    return _finish(icc, exif, dpi, xmp)
 
 
 def _read_png(data: bytes) -> ImageMetadata:
     pos, end = 8, len(data)
-    icc = exif = dpi = None
+    icc = exif = dpi = xmp = None
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
         body = data[pos + 8 : pos + 8 + length]
@@ -142,6 +174,11 @@ def _read_png(data: bytes) -> ImageMetadata:
             icc = zlib.decompress(body[name_end + 2 :])
         elif kind == b"eXIf":
             exif = body[6:] if body.startswith(_EXIF_PREFIX) else body
+        elif kind == b"iTXt" and body.startswith(_XMP_PNG_KEYWORD + b"\x00"):
+            # keyword, NUL, compression flag, method, language tag, NUL, translated keyword, NUL, text
+            flag = body[len(_XMP_PNG_KEYWORD) + 1]
+            text_at = body.index(b"\x00", body.index(b"\x00", len(_XMP_PNG_KEYWORD) + 3) + 1) + 1
+            xmp = zlib.decompress(body[text_at:]) if flag else body[text_at:]
         elif kind == b"pHYs" and length >= 9:
             x, y, unit = struct.unpack_from(">IIB", body)
             if unit == 1 and x and y:
@@ -151,7 +188,7 @@ def _read_png(data: bytes) -> ImageMetadata:
             if kind == b"IEND" or exif is not None:
                 break
         pos += 12 + length
-    return _finish(icc, exif, dpi)
+    return _finish(icc, exif, dpi, xmp)
 
 
 def _ppm_to_dpi(ppm: int) -> float:
@@ -163,7 +200,7 @@ def _ppm_to_dpi(ppm: int) -> float:
 
 def _read_webp(data: bytes) -> ImageMetadata:
     pos, end = 12, min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
-    icc = exif = None
+    icc = exif = xmp = None
     while pos + 8 <= end:
         fourcc, size = struct.unpack_from("<4sI", data, pos)
         body = data[pos + 8 : pos + 8 + size]
@@ -171,8 +208,10 @@ def _read_webp(data: bytes) -> ImageMetadata:
             icc = body
         elif fourcc == b"EXIF":
             exif = body[6:] if body.startswith(_EXIF_PREFIX) else body
+        elif fourcc == b"XMP ":
+            xmp = body
         pos += 8 + size + (size & 1)
-    return _finish(icc, exif, None)
+    return _finish(icc, exif, None, xmp)
 
 
 def _read_tiff(data: bytes) -> ImageMetadata:
@@ -184,9 +223,10 @@ def _read_tiff(data: bytes) -> ImageMetadata:
     entries, _ = _parse_ifd(data, first, order, depth=0)
     by_tag = {e.tag: e for e in entries}
     icc = by_tag[_ICC_TAG].raw if _ICC_TAG in by_tag else None
+    xmp = by_tag[_XMP_TIFF_TAG].raw if _XMP_TIFF_TAG in by_tag and by_tag[_XMP_TIFF_TAG].type in (1, 7) else None
     exif_entries = _turned_upright([e for e in entries if e.tag not in _STORAGE_TAGS and not _is_tool_stamp(e)], order)
     exif = _serialize(exif_entries, order) if _has_content(exif_entries) else None
-    return _finish(icc, exif, _exif_dpi(exif_entries, order))
+    return _finish(icc, exif, _exif_dpi(exif_entries, order), xmp)
 
 
 def _is_tool_stamp(entry: "_Entry") -> bool:
@@ -393,6 +433,8 @@ def _embed_jpeg(view: memoryview, metadata: ImageMetadata) -> list:
     segments = [bytes(jfif)]
     if metadata.exif is not None and len(metadata.exif) + 6 <= _JPEG_SEGMENT_MAX:
         segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
+    if metadata.xmp is not None and len(metadata.xmp) + len(_XMP_PREFIX) <= _JPEG_SEGMENT_MAX:
+        segments.append(_segment(0xE1, _XMP_PREFIX + metadata.xmp))
     if metadata.icc is not None:
         chunks = [metadata.icc[i : i + _ICC_CHUNK] for i in range(0, len(metadata.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
@@ -416,6 +458,8 @@ def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
         chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
     if metadata.exif is not None:
         chunks.append(_png_chunk(b"eXIf", metadata.exif))
+    if metadata.xmp is not None:  # uncompressed, as XMP asks, so that tools can find it without inflating
+        chunks.append(_png_chunk(b"iTXt", _XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + metadata.xmp))
     return [view[:split], b"".join(chunks), view[split:]]
 
 
@@ -442,8 +486,8 @@ def exif_with_resolution(exif: bytes | None, dpi: tuple[float, float]) -> bytes:
 
 def _embed_webp(encoded: bytes, metadata: ImageMetadata, has_alpha: bool) -> bytes:
     if metadata.dpi is not None:
-        metadata = ImageMetadata(metadata.icc, exif_with_resolution(metadata.exif, metadata.dpi), metadata.dpi)
-    if metadata.icc is None and metadata.exif is None:
+        metadata = replace(metadata, exif=exif_with_resolution(metadata.exif, metadata.dpi))
+    if metadata.icc is None and metadata.exif is None and metadata.xmp is None:
         return encoded
     chunks: list[tuple[bytes, bytes]] = []
     pos = 12
@@ -466,7 +510,7 @@ def _embed_webp(encoded: bytes, metadata: ImageMetadata, has_alpha: bool) -> byt
         return encoded
     image = [(f, b) for f, b in chunks if f in (b"ALPH", b"VP8 ", b"VP8L")]
     flags = 0x10 if has_alpha or any(f == b"ALPH" for f, _ in image) else 0
-    # The extended format's order: VP8X, ICCP, the image (ALPH + VP8, or VP8L), EXIF.
+    # The extended format's order: VP8X, ICCP, the image (ALPH + VP8, or VP8L), EXIF, XMP.
     parts = []
     if metadata.icc is not None:
         flags |= 0x20
@@ -475,6 +519,9 @@ def _embed_webp(encoded: bytes, metadata: ImageMetadata, has_alpha: bool) -> byt
     if metadata.exif is not None:
         flags |= 0x08
         parts.append(_riff_chunk(b"EXIF", metadata.exif))
+    if metadata.xmp is not None:
+        flags |= 0x04
+        parts.append(_riff_chunk(b"XMP ", metadata.xmp))
     vp8x = bytes((flags, 0, 0, 0)) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + _riff_chunk(b"VP8X", vp8x) + b"".join(parts)
     return b"RIFF" + struct.pack("<I", len(body)) + body
@@ -496,6 +543,8 @@ def tiff_write_options(metadata: ImageMetadata | None) -> dict:
     if metadata.dpi is not None:
         options["resolution"] = metadata.dpi
         options["resolutionunit"] = "INCH"
+    if metadata.xmp is not None:
+        options["extratags"] = [(_XMP_TIFF_TAG, 1, len(metadata.xmp), metadata.xmp, True)]
     if metadata.exif is not None:
         try:
             order = _byte_order(metadata.exif)
@@ -518,7 +567,7 @@ def tiff_write_options(metadata: ImageMetadata | None) -> dict:
                 tags.append((entry.tag, entry.type, None if entry.type == 2 else entry.count, value, True))
             else:
                 tags.append((entry.tag, entry.type, entry.count, _values(entry, order), True))
-        options["extratags"] = tags
+        options["extratags"] = options.get("extratags", []) + tags
         options["byteorder"] = order
         options["software"] = False  # the EXIF's own Software tag, if any, says what made the picture
     return options

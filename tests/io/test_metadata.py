@@ -277,3 +277,35 @@ def test_damaged_exif_never_fails_an_image(tmp_path):
         loaded = read_image(tmp_path / "in.jpg")
         for ext in (".jpg", ".png", ".tif", ".webp"):
             read_image(write_image(tmp_path / f"out{ext}", loaded.rgb, metadata=loaded.metadata))
+
+
+XMP = (
+    b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+    b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+    b'xmlns:xmpGImg="http://ns.adobe.com/xap/1.0/g/img/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    b'tiff:Orientation="6" xmp:Rating="4"><dc:rights><rdf:Alt><rdf:li xml:lang="x-default">(c) Jane Doe</rdf:li>'
+    b'</rdf:Alt></dc:rights><xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource"><xmpGImg:image>/9j/4AAQ'
+    b'</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails></rdf:Description></rdf:RDF></x:xmpmeta>'
+    b'<?xpacket end="w"?>'
+)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".webp"])
+def test_xmp_round_trip(tmp_path, ext):
+    """Lightroom-style XMP (rights, rating) is kept; its orientation is reset and its thumbnail removed."""
+    source = tmp_path / "in.jpg"
+    Image.fromarray(camera_rgb()).save(source, xmp=XMP, exif=b"Exif\x00\x00" + exif_block())
+    loaded = read_image(source)
+    out = write_image(tmp_path / f"out{ext}", loaded.rgb, metadata=loaded.metadata)
+    if ext == ".tif":
+        with tifffile.TiffFile(out) as tif:
+            xmp = bytes(tif.pages[0].tags["XMP"].value)
+    else:
+        with Image.open(out) as im:
+            xmp = im.info["XML:com.adobe.xmp" if ext == ".png" else "xmp"]
+            xmp = xmp.encode() if isinstance(xmp, str) else xmp
+    assert b"(c) Jane Doe" in xmp and b'xmp:Rating="4"' in xmp
+    assert b'tiff:Orientation="1"' in xmp and b"Thumbnails" not in xmp and b"/9j/" not in xmp
+    assert xmp.startswith(b"<?xpacket begin=") and xmp.endswith(b'<?xpacket end="w"?>')
+    assert read_image(out).metadata.xmp == xmp
