@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -69,9 +69,10 @@ class ClipOutput:
 
 @dataclass
 class ClipResult:
+    """What a clip run did: frames written, the smoothing's settings, the flicker measures and the timings."""
+
     output: Path
     frames: int
-    status: Literal["done", "skipped"] = "done"
     rate: str = ""
     temporal: float = 0.0
     sigma_frames: float = 0.0

@@ -20,7 +20,7 @@ import numpy as np
 from harmcli.batch import ALL_FOREGROUND, InputSpec, list_images
 from harmcli.errors import ImageReadError, InputMismatchError, UsageError
 from harmcli.io.images import READ_EXTENSIONS
-from harmcli.io.video import VideoInfo, VideoReader, is_video, probe
+from harmcli.io.video import VideoInfo, VideoReader, is_video_input, probe
 
 # Codecs whose mask values survive exactly; a mask in anything else carries compression noise.
 LOSSLESS_VIDEO_CODECS = ("ffv1", "png", "qtrle", "utvideo", "rawvideo", "huffyuv", "ffvhuff")
@@ -140,7 +140,7 @@ class Frame:
 
 def is_clip(inputs: list[Path], mask: Path | None, sequence: bool) -> bool:
     """A clip when any input is a video file, or --sequence asks for folders to be read as clips."""
-    return sequence or any(is_video(p) for p in [*inputs, *([mask] if mask else [])])
+    return sequence or any(is_video_input(p, READ_EXTENSIONS) for p in [*inputs, *([mask] if mask else [])])
 
 
 class ClipInputs:
@@ -150,7 +150,7 @@ class ClipInputs:
         self.spec = spec
         self.sources: dict[str, Source] = {}
         for role, path in spec.roles():
-            if is_video(path):
+            if is_video_input(path, READ_EXTENSIONS):
                 if not path.is_file():
                     raise ImageReadError(f"{path}: no such file ({role})")
                 mode = "gray" if role == "mask" else ("rgba" if (role == "foreground" and spec.form == "alpha") else "rgb")

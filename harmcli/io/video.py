@@ -1,6 +1,7 @@
 """Video files through PyAV (FFmpeg inside the ``av`` wheel): the only module that imports ``av``.
 
-What the rest of harmcli sees: :func:`is_video` (by extension, no PyAV needed), :func:`probe`,
+What the rest of harmcli sees: :func:`is_video` (by extension, no PyAV needed), :func:`is_video_input` (also
+by the container, for extensions harmcli does not write such as .mts or .mxf), :func:`probe`,
 :class:`VideoReader` (frames as RGB / RGBA / gray uint8 arrays with their timestamps) and
 :class:`VideoWriter` (RGB uint8 frames in, an encoded file out, the audio of another file copied in).
 
@@ -77,8 +78,24 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".w
 
 
 def is_video(path: str | Path) -> bool:
-    """True for a video file by its extension (no file access, no PyAV)."""
+    """True for a video file we can write, by its extension (no file access, no PyAV)."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_video_input(path: str | Path, image_extensions: tuple[str, ...] = ()) -> bool:
+    """True for a video to read: a video extension, or (any other file that is not an image by its extension,
+    e.g. .mts, .mxf, .ts) a container in which FFmpeg finds a video stream."""
+    path = Path(path)
+    if is_video(path):
+        return True
+    if path.suffix.lower() in image_extensions or not path.is_file():
+        return False
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.video)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def _av():

@@ -205,3 +205,22 @@ def test_clip_options_on_images_and_an_image_output(run, tmp_path, clip_files, i
     (tmp_path / "exists.mp4").write_bytes(b"x")
     result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "exists.mp4", "--weights", identity_weights)
     assert_one_error(result, 1, "already exists")
+
+
+def test_a_video_by_its_container_and_a_fixed_adjustment(run, tmp_path, clip_files):
+    """A .mts-named Matroska file is read as a video; --params applies one look to every frame, no network."""
+    from tests.cli import HALF, IDENTITY, write_params
+
+    _, mask, comps, masks = clip_files
+    clip = tmp_path / "camera.mts"
+    clip.write_bytes(clip_files[0].read_bytes())
+    look = write_params(tmp_path / "look.json", {"red": HALF, "green": IDENTITY, "blue": IDENTITY})
+    out = tmp_path / "out.mkv"
+    result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "ffv1", "--params", look)
+    assert result.code == 0, result.err
+    frames, *_ = read_video(out)
+    assert len(frames) == 16
+    for got, comp, m in zip(frames, comps, masks):
+        inside = m == 255
+        assert np.abs(got[inside, 0].astype(int) - np.rint(comp[inside, 0] * 0.5)).max() <= 1
+        assert np.array_equal(got[..., 1:], comp[..., 1:]) and np.array_equal(got[m == 0], comp[m == 0])
