@@ -375,7 +375,7 @@ def _analyse(inputs: ClipInputs, harmonizer, folder: Path, on_progress: Progress
         pending.clear()
 
     for low in _threaded(lambda: _low_res_frames(inputs, size), times, "read"):
-        signatures.append(scene_signature(low.background))
+        signatures.append(scene_signature(low.background, low.mask))
         mask_thumbs.append(thumbnail(low.mask, THUMB))
         comp_thumbs.append(np.clip(np.rint(thumbnail(low.composite, THUMB) * 255), 0, 255).astype(np.uint8))
         pending.append(low)

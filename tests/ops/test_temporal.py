@@ -127,6 +127,17 @@ def test_scene_cuts_from_background_histograms():
     frames[5:12, 8:20, 8:20] = [0.9, 0.9, 0.9]  # an object passing by is not a cut
     cuts = find_scene_cuts(np.stack([scene_signature(f) for f in frames]))
     assert cuts == [20]
+    # A fade of a flat colour, 4 code values a frame, crosses histogram bins but moves the colours little: no cut.
+    fade = [np.full((16, 16, 3), 40 + 4 * t, np.uint8) for t in range(30)]
+    assert find_scene_cuts(np.stack([scene_signature(f) for f in fade])) == []
+    # The subject is left out when a mask is given: a large object appearing is not a new scene.
+    with_object = frames[:20].copy()
+    with_object[10:, 4:28, 4:28] = [0.05, 0.95, 0.05]
+    mask = np.zeros((32, 32), np.float32)
+    mask[4:28, 4:28] = 1.0
+    sigs = [scene_signature(f, mask if t >= 10 else None) for t, f in enumerate(with_object)]
+    assert find_scene_cuts(np.stack(sigs)) == []
+    assert find_scene_cuts(np.stack([scene_signature(f) for f in with_object])) == [10]
 
 
 @pytest.mark.parametrize("values, expected", [([[0, 0, 0], [3, 3, 3], [3, 3, 3], [0, 0, 0]], 2.0)])
