@@ -7,22 +7,27 @@ against 26 ms in the network itself (``python -X importtime``, 2-core EPYC). ``i
 0.1 s. So on the CPU the network runs from an ONNX file exported from our own safetensors weights, and torch is
 left for training, CUDA and as the fallback (``--backend torch``).
 
-Choices, each measured on that machine (medians of 5, busy machine, so read them as ratios):
+Choices, each measured on that machine with other jobs running (load average 8-10: read the figures as ratios;
+scripts interleaved the variants, medians of 9 or more):
 
 * **The exported graph is pre-optimised at ORT's "basic" level** (constant folding, redundant nodes removed:
   standard ONNX operators only, so the file does not depend on this CPU or this ORT version). The tracer leaves
-  1292 nodes, mostly shape arithmetic; the optimised file has 193. Session creation fell from 0.23 s to 0.18 s.
-* **At run time ORT's full optimisation level** (``ORT_ENABLE_ALL``: adds the NCHWc convolution layout).
-  It costs about 50 ms more session set-up than "extended" but the forward pass drops from 85-95 ms to 40-65 ms,
-  so even a single image comes out ahead. Saving the fully optimised graph is not an option for a shipped file:
-  ORT warns that it is specific to the CPU it was made on.
-* **fp32 weights in the file** (13.9 MB beside the 7 MB fp16 safetensors). The exporter folds batch norms into
-  the convolutions, and the folded weights are no longer exact in fp16: stored as fp16 they would move the
-  output of 16-bit images by far more than one code value. In fp32 the adjustment matches torch's to about 1e-7.
-* **Intra-op threads**: as asked (``--threads``), else ORT's default (one per physical core), without spinning
-  workers: on a shared machine a spinning worker competes with the reading and writing threads.
-* The ONNX file records the SHA-256 of the safetensors file it came from: a stale export (weights retrained,
-  ``.onnx`` left behind) is detected, never silently used.
+  1292 nodes, mostly shape arithmetic; the optimised file has 193, and a session over it is set up about a
+  quarter faster.
+* **At run time ORT's full level** (``ORT_ENABLE_ALL``, which adds the NCHWc convolution layout): a forward pass
+  of 31-33 ms against 46-62 ms at "extended" or "basic". It costs more to set up, so for a single image the levels
+  come out even (session + first pass 87-118 ms against 91-106 ms over three rounds); for a folder "all" wins.
+  Saving the fully optimised graph is not an option for a shipped file: ORT warns that it is specific to the CPU
+  it was made on.
+* **fp32 weights in the file** (13.8 MB beside the 7 MB fp16 safetensors). The exporter folds batch norms into
+  the convolutions, and the folded weights are no longer exact in fp16: rounded to fp16 they moved 16-bit
+  outputs by 8-15 code values from the fp32 export's (three 640 x 480 scenes; 8-bit: 1). In fp32 the adjustment
+  matches torch's to about 1e-7, and outputs stay within one code value of the torch path's.
+* **Threads**: as asked (``--threads``), else ORT's default (one per physical core), with workers that sleep
+  instead of spinning: a forward pass took 23-33 ms that way against 56 ms with spinning workers, which compete
+  with the reading and writing threads and with other processes.
+* The ONNX file records the SHA-256 of the safetensors file it came from (hashing the shipped 7 MB file takes
+  about 5-12 ms): a stale export (weights retrained, ``.onnx`` left behind) is detected, never silently used.
 """
 
 from __future__ import annotations
