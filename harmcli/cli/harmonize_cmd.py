@@ -44,7 +44,7 @@ WeightsOpt = Annotated[
         show_default=False,
     ),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", help=BACKEND_HELP)]
+BackendOpt = Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)]
 StrengthOpt = Annotated[float, typer.Option("--strength", help="Curves, 0..2: 0 = off, 1 = as predicted, 2 = double.")]
 ShadingOpt = Annotated[
     float, typer.Option("--shading-strength", help="Shading map, 0..2: 0 = off, 1 = as predicted, 2 = double.")
