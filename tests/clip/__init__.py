@@ -55,10 +55,13 @@ def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", a
         ("ffv1", "gray"): ("ffv1", "gray"), ("ffv1", "rgb24"): ("ffv1", "bgr0"), ("ffv1", "rgba"): ("ffv1", "bgra"),
         ("h264", "gray"): ("libx264", "yuv420p"), ("h264", "rgb24"): ("libx264", "yuv420p"),
         ("png", "rgba"): ("png", "rgba"), ("png", "rgb24"): ("png", "rgb24"), ("png", "gray"): ("png", "gray"),
+        ("prores", "rgba"): ("prores_ks", "yuva444p10le"),
     }[(codec, fmt)]
     with av.open(str(path), "w") as out:
         stream = out.add_stream(encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], pix
+        if codec == "prores":
+            stream.options = {"profile": "4444"}
         sound = out.add_stream("aac", rate=48000) if audio else None
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
