@@ -36,7 +36,7 @@ import numpy as np
 from harmcli.batch import same_file
 from harmcli.clip.sources import ClipInputs, Frame, FolderSource, VideoSource
 from harmcli.errors import ImageWriteError, InputMismatchError, UsageError
-from harmcli.io.video import Codec, choose_codec, is_video
+from harmcli.io.video import Codec, check_frame_size, choose_codec, is_video
 from harmcli.ops.adjustment import DEFAULT_POINTS, Adjustment
 
 # Frames per network call in pass 1. On a GPU a batch amortises the launch overhead; on this 2-core CPU a batch
@@ -142,6 +142,8 @@ def plan_clip_output(
         if inputs.rate is None and fps is None:
             raise UsageError(f"{inputs.primary.path}: frames in a folder have no frame rate; give --fps to write {output}")
         chosen, chosen_crf = choose_codec(output, codec, crf)
+        if inputs.primary.size is not None:  # known before decoding for videos: fail before the first pass
+            check_frame_size(chosen, inputs.primary.size[1], inputs.primary.size[0], output)
         return ClipOutput(output, True, chosen, chosen_crf)
     if codec is not None or crf is not None:
         raise UsageError(f"--codec and --crf are for video outputs; -o {output} is a folder of frames")
@@ -403,23 +405,23 @@ def _measure(result: ClipResult, analysis: _Analysis, smoothed, strength: float,
     from harmcli.ops.temporal import flicker, mean_correction
 
     n = len(analysis.curves)
-    images = analysis.composite_thumbs.astype(np.float32) / 255.0
     masks = analysis.mask_thumbs
     raw, smooth, inside, background, outside_change = (np.zeros((n, 3)) for _ in range(5))
     for t in range(n):
+        image = analysis.composite_thumbs[t].astype(np.float32) / 255.0
         outside = masks[t] <= 0
         if outside.any():
-            background[t] = 255.0 * images[t][outside].mean(axis=0)
+            background[t] = 255.0 * image[outside].mean(axis=0)
         if not analysis.valid[t]:
             continue
         weight = masks[t][..., None]
-        inside[t] = 255.0 * (images[t] * weight).sum(axis=(0, 1)) / weight.sum()
-        raw[t] = mean_correction(images[t], masks[t], smoothed.raw(t).scaled(strength, shading_strength))
+        inside[t] = 255.0 * (image * weight).sum(axis=(0, 1)) / weight.sum()
+        raw[t] = mean_correction(image, masks[t], smoothed.raw(t).scaled(strength, shading_strength))
         adjustment = smoothed[t].scaled(strength, shading_strength)
-        smooth[t] = mean_correction(images[t], masks[t], adjustment)
+        smooth[t] = mean_correction(image, masks[t], adjustment)
         if outside.any():
-            out = apply_adjustment(images[t], masks[t], adjustment)
-            outside_change[t] = 255.0 * (out[outside] - images[t][outside]).mean(axis=0)
+            out = apply_adjustment(image, masks[t], adjustment)
+            outside_change[t] = 255.0 * (out[outside] - image[outside]).mean(axis=0)
     cuts, valid = analysis.cuts, analysis.valid
     result.flicker_per_frame = flicker(raw, cuts, valid)
     result.flicker_smoothed = flicker(smooth, cuts, valid)
@@ -592,7 +594,7 @@ def harmonize_clip(
             result.sigma_frames = sigma_frames(temporal, rate)
             smoothed = SmoothedAdjustments(
                 analysis.curves, analysis.gains, analysis.mask_thumbs, sigma_frames=result.sigma_frames,
-                cuts=analysis.cuts, valid=analysis.valid, images=analysis.composite_thumbs.astype(np.float32) / 255.0,
+                cuts=analysis.cuts, valid=analysis.valid, images=analysis.composite_thumbs,
             )
             result.cuts, result.jitter = analysis.cuts, smoothed.jitter
             result.empty_frames = int((~analysis.valid).sum())

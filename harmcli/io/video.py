@@ -128,6 +128,15 @@ def choose_codec(output: Path, codec: str | None, crf: int | None) -> tuple[Code
     return chosen, (crf if crf is not None else chosen.default_crf)
 
 
+def check_frame_size(codec: Codec, width: int, height: int, output: Path) -> None:
+    """4:2:0 codecs store colour at half resolution and need even sides; a usage error says what to use."""
+    if codec.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
+        raise UsageError(
+            f"{output}: {width}x{height} has an odd side, which {codec.name} (4:2:0) cannot encode; "
+            "use --codec ffv1 (.mkv) or --codec h264rgb"
+        )
+
+
 # --------------------------------------------------------------------------------------------------- reading
 
 
@@ -313,11 +322,7 @@ class VideoWriter:
         self.output = Path(output)
         self.codec = codec
         self.notes: list[str] = []
-        if codec.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
-            raise UsageError(
-                f"{output}: {width}x{height} has an odd side, which {codec.name} (4:2:0) cannot encode; "
-                "use --codec ffv1 (.mkv) or --codec h264rgb"
-            )
+        check_frame_size(codec, width, height, output)
         self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
         stream = self.container.add_stream(codec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, codec.pix_fmt

@@ -200,7 +200,7 @@ class SmoothedAdjustments:
         curves: (T, 3, K) predicted curve y (uniform grid).
         gains: (T, S, S) predicted shading gain maps (any array-like: a memory map is fine), or None.
         masks: (T, THUMB, THUMB) float masks (thumbnails) where each frame's subject is.
-        images: (T, THUMB, THUMB, 3) float thumbnails of the composites in [0, 1], or None. Smoothing the
+        images: (T, THUMB, THUMB, 3) thumbnails of the composites (uint8, or float in [0, 1]), or None. Smoothing the
             adjustment alone also removes the network's answer to a real change of the subject itself (its
             exposure wandering, a light flickering on the cut-out), which should change the correction so that
             the result does not change. With the images, the correction each prediction makes to the subject's
@@ -226,17 +226,23 @@ class SmoothedAdjustments:
         self.windows, self.jitter = temporal_weights(
             self.curves, self.mean_log, sigma_frames=sigma_frames, cuts=cuts, valid=valid
         )
-        self.images = None if images is None else np.asarray(images, dtype=np.float32)
+        # Kept as given (uint8 thumbnails are a quarter of the memory of float ones), converted frame by frame.
+        self.images = None if images is None else np.asarray(images)
         if self.images is not None:
             # The subject's mean input colour, and the change each prediction makes to it (thumbnails, 0..1).
-            self.inputs = np.stack([_masked_mean(self.images[t], self.masks[t]) for t in range(n)]) if n else np.zeros((0, 3))
+            self.inputs = np.stack([_masked_mean(self.image(t), self.masks[t]) for t in range(n)]) if n else np.zeros((0, 3))
             self.changes = np.stack([
-                _masked_mean(apply_adjustment(self.images[t], self.masks[t], self.raw(t)), self.masks[t]) - self.inputs[t]
+                _masked_mean(apply_adjustment(self.image(t), self.masks[t], self.raw(t)), self.masks[t]) - self.inputs[t]
                 for t in range(n)
             ]) if n else np.zeros((0, 3))
 
     def __len__(self) -> int:
         return len(self.curves)
+
+    def image(self, t: int) -> np.ndarray:
+        """Frame ``t``'s thumbnail as float32 in [0, 1]."""
+        image = self.images[t]
+        return image.astype(np.float32) * np.float32(1.0 / 255.0) if image.dtype == np.uint8 else image.astype(np.float32)
 
     def raw(self, t: int) -> Adjustment:
         """Frame ``t``'s adjustment as predicted."""
@@ -266,7 +272,7 @@ class SmoothedAdjustments:
         if self.images is None or not self.masks[t].any():
             return adjustment
         target = self._target(t, win)
-        reached = _masked_mean(apply_adjustment(self.images[t], self.masks[t], adjustment), self.masks[t])
+        reached = _masked_mean(apply_adjustment(self.image(t), self.masks[t], adjustment), self.masks[t])
         match = np.clip(target / np.maximum(reached, 1e-4), *MATCH_RANGE)
         return Adjustment.from_uniform(np.clip(curves * match[:, None], 0.0, 1.0), gain)
 

@@ -203,6 +203,18 @@ def test_usage_errors(run, tmp_path, clip_files, identity_weights, extra, fragme
     assert_one_error(result, 2, fragment)
 
 
+def test_odd_frame_size_for_a_4_2_0_codec(run, tmp_path, clip_files, identity_weights):
+    _, _, comps, masks = clip_files
+    clip = write_video(tmp_path / "odd.mkv", [c[:47, :63] for c in comps])
+    mask = write_video(tmp_path / "oddm.mkv", [m[:47, :63] for m in masks])
+    assert_one_error(run("harmonize", clip, "-m", mask, "-o", tmp_path / "o.mp4", "--weights", identity_weights), 2,
+                     "63x47", "--codec ffv1")
+    result = run("harmonize", clip, "-m", mask, "-o", tmp_path / "o.mkv", "--codec", "ffv1", "--weights", identity_weights)
+    assert result.code == 0, result.err
+    frames, *_ = read_video(tmp_path / "o.mkv")
+    assert frames[0].shape == (47, 63, 3) and len(frames) == 16
+
+
 def test_clip_options_on_images_and_an_image_output(run, tmp_path, clip_files, identity_weights):
     clip, mask, comps, masks = clip_files
     img, m = write_image(tmp_path / "a.png", comps[0]), write_image(tmp_path / "m.png", masks[0])
