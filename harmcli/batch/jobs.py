@@ -139,7 +139,8 @@ class HarmonizeJob(_Job):
             from harmcli.io.adjustment_files import save_adjustment
 
             params = save_adjustment(
-                adjustment or Adjustment.identity(), self.save_params, protect=self.protected(item), overwrite=self.overwrite
+                adjustment or Adjustment.identity(), self.save_params, protect=self.protected(item), overwrite=self.overwrite,
+                notes=notes,
             )
         try:
             image = write_image(
@@ -166,7 +167,7 @@ class CurvesJob(_Job):
         if adjustment is None:
             notes.append(f"{inputs.mask_name}: {EMPTY_MASK_NOTE}; wrote the identity adjustment")
             adjustment = Adjustment.identity()
-        written = save_adjustment(adjustment, out, protect=self.protected(item), overwrite=self.overwrite)
+        written = save_adjustment(adjustment, out, protect=self.protected(item), overwrite=self.overwrite, notes=notes)
         return ItemResult(item.stem, "done", tuple(Path(p) for p in written), "; ".join(notes))
 
 

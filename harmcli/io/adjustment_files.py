@@ -50,14 +50,20 @@ SHADING_DESCRIPTION = (
 
 
 def save_adjustment(
-    adj: Adjustment, path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = (), overwrite: bool = True
+    adj: Adjustment,
+    path: str | os.PathLike,
+    *,
+    protect: Iterable[str | os.PathLike] = (),
+    overwrite: bool = True,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Write ``adj`` in the format named by ``path``'s extension (see the module docstring).
 
     Every file is written atomically and none may be one of ``protect`` (the inputs). A ``.json`` with a
     shading map also writes ``<stem>.shading.tif`` beside it (first, so the JSON never points to nothing; if
     the JSON then fails, the map is removed again: both or neither). ``overwrite`` False: an existing file
-    (also one that appears meanwhile) raises OutputExistsError instead of being replaced.
+    (also one that appears meanwhile) raises OutputExistsError instead of being replaced. ``notes``, when given,
+    receives a line when a ``.acv`` cannot follow the curves within :data:`ACV_NOTE_LEVELS`.
 
     Returns:
         The files written, the requested one first.
@@ -90,7 +96,12 @@ def save_adjustment(
         # UTF-8: a title from a non-ASCII file name (Resolve and Premiere read UTF-8 .cube files).
         return [atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), protect=protect, overwrite=overwrite)]
     if ext == ".acv":
-        data = _acv_bytes(adj)
+        data, error = _acv_bytes(adj)
+        if notes is not None and error > ACV_NOTE_LEVELS:
+            notes.append(
+                f"{path}: Photoshop will draw these curves up to {error:.1f} levels (of 255) from harmcli's; "
+                "16 Photoshop points cannot follow bends this sharp (.json or .cube keep them exactly)"
+            )
         return [atomic_write(path, lambda fh: fh.write(data), protect=protect, overwrite=overwrite)]
     if ext in (".tif", ".tiff"):
         shading = adj.shading
@@ -428,6 +439,7 @@ def _parse_cube(path: Path, data: bytes) -> Adjustment:
 # behaves: two points give a straight line, and a point dragged too far makes the curve overshoot and clip at
 # 0 or 255 rather than bend to stay inside. So harmcli reads .acv files through that spline, and chooses the
 # points it exports so that the same spline lands on its own curve.
+ACV_NOTE_LEVELS = 1.0  # levels: a larger difference is reported when the file is written
 ACV_GOOD_ENOUGH = 0.75  # levels: stop adding points once the spline is this close (integer heights cost ~0.5)
 
 
@@ -655,8 +667,9 @@ def _fit_heights(knots: np.ndarray, target: np.ndarray, levels: np.ndarray) -> t
     return heights, error
 
 
-def _acv_bytes(adj: Adjustment) -> bytes:
-    channel_points, _ = acv_points(adj)
+def _acv_bytes(adj: Adjustment) -> tuple[bytes, float]:
+    """The .acv file and how far Photoshop's curves through it are from ``adj``'s (levels)."""
+    channel_points, error = acv_points(adj)
     identity = np.array([[0, 0], [255, 255]])
     # Photoshop writes version 4 and five curves for RGB documents: composite, red, green, blue, and a
     # fifth that RGB documents ignore. The composite (applied after the channel curves) stays identity.
@@ -666,7 +679,7 @@ def _acv_bytes(adj: Adjustment) -> bytes:
         out.append(struct.pack(">h", len(points)))
         for x, y in points:
             out.append(struct.pack(">hh", int(y), int(x)))  # (output, input), in that order
-    return b"".join(out)
+    return b"".join(out), error
 
 
 def _parse_acv(path: Path, data: bytes) -> Adjustment:

@@ -476,3 +476,15 @@ def test_png_plot_without_shading():
     plot = render_curves_plot(Adjustment.from_uniform(smooth_curves()))
     gray = (np.ptp(plot, axis=2) == 0) & (plot[..., 0] > 60) & (plot[..., 0] < 200)
     assert plot.shape == (600, 800, 3) and gray[:, 560:].sum() < 2000
+
+
+def test_acv_far_from_our_curves_is_reported(tmp_path, adjustment):
+    rng = np.random.default_rng(1)
+    y = np.sort(rng.random((3, 32)), axis=1)
+    y[:, 0], y[:, -1] = 0, 1
+    notes: list[str] = []
+    save_adjustment(Adjustment.from_uniform(y), tmp_path / "jagged.acv", notes=notes)
+    _, error = acv_points(Adjustment.from_uniform(y))
+    assert len(notes) == 1 and "jagged.acv" in notes[0] and f"{error:.1f} levels" in notes[0]
+    save_adjustment(adjustment, tmp_path / "smooth.acv", notes=notes)  # within one level: nothing to say
+    assert len(notes) == 1
