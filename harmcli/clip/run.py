@@ -590,6 +590,7 @@ def harmonize_clip(
             started = time.perf_counter()
             analysis = _analyse(inputs, harmonizer, Path(scratch), on_progress, times)
             result.analyse_s = time.perf_counter() - started
+            result.notes.extend(inputs.short_videos())
             started = time.perf_counter()
             result.sigma_frames = sigma_frames(temporal, rate)
             smoothed = SmoothedAdjustments(

@@ -209,6 +209,18 @@ class ClipInputs:
     def count(self) -> int | None:
         return self.primary.count
 
+    decoded: int | None = None  # frames read by the last complete pass over the inputs
+
+    def short_videos(self) -> list[str]:
+        """Notes for videos whose header promises more frames than could be decoded (a damaged or cut file;
+        some files' counts are only approximate, so this is said, not refused)."""
+        if self.decoded is None:
+            return []
+        return [
+            f"{s.path}: the file says {s.count} frames but {self.decoded} could be decoded (cut short or damaged?)"
+            for s in self.sources.values() if isinstance(s, VideoSource) and s.count is not None and s.count > self.decoded
+        ]
+
     def lossy_masks(self) -> list[str]:
         mask = self.sources.get("mask")
         if isinstance(mask, VideoSource) and mask.info.codec not in LOSSLESS_VIDEO_CODECS:
@@ -246,6 +258,7 @@ class ClipInputs:
                 if ended:
                     going = [r for r in roles if values[r] is not None and not self.sources[r].still]
                     if not going:
+                        self.decoded = index
                         return
                     longer = self.sources[going[0]]
                     rest = sum(1 for _ in iterators[going[0]])  # only on this error: a few frames more to decode

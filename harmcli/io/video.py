@@ -103,7 +103,8 @@ def _av():
         import av
     except ImportError:  # pragma: no cover - av is a default dependency
         raise HarmcliError("video needs PyAV: pip install av") from None
-    av.logging.set_level(av.logging.ERROR)
+    # FFmpeg's own log lines would break "one line per problem": every failure reaches the user as an exception.
+    av.logging.set_level(av.logging.PANIC)
     return av
 
 

@@ -243,3 +243,16 @@ def test_a_video_by_its_container_and_a_fixed_adjustment(run, tmp_path, clip_fil
         inside = m == 255
         assert np.abs(got[inside, 0].astype(int) - np.rint(comp[inside, 0] * 0.5)).max() <= 1
         assert np.array_equal(got[..., 1:], comp[..., 1:]) and np.array_equal(got[m == 0], comp[m == 0])
+
+
+def test_a_damaged_video_is_one_line(run, tmp_path, clip_files, identity_weights):
+    """FFmpeg's own log lines stay quiet: a cut-off .mp4 (no index) is one error line, and nothing is written."""
+    _, _, comps, masks = clip_files
+    whole = write_video(tmp_path / "whole.mp4", comps, codec="h264")
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    mask = write_image(tmp_path / "mask.png", masks[0])
+    result = run("harmonize", cut, "-m", mask, "-o", tmp_path / "o.mp4", "--weights", identity_weights)
+    assert_one_error(result, 1, "cut.mp4")
+    assert not (tmp_path / "o.mp4").exists()
