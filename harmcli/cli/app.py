@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands(args)
     command = typer.main.get_command(app)
     _adjust_params(command)
+    from harmcli.cli.coercion import use_plain_coercion
+
+    use_plain_coercion(command)  # before Typer converts anything: no pydantic import (see the module)
     stops: list[Interrupted] = []
     previous_handlers = _stop_cleanly_on_signals(stops)
     try:

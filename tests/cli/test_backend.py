@@ -40,6 +40,7 @@ def test_onnx_path_never_imports_torch(tmp_path):
         "        codes.append(exc.code)\n"
         "print('CODES', codes)\n"
         "print('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+        "print('PYDANTIC', 'pydantic' in sys.modules)\n"  # Typer's converter, replaced by harmcli/cli/coercion.py
     )
     commands = [
         ["harmonize", str(fg), str(bg), str(mask), "-o", str(tmp_path / "out.png"), "--backend", "onnx"],
@@ -53,7 +54,7 @@ def test_onnx_path_never_imports_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "CODES [0, 0, 0, 0]" in done.stdout, done.stdout + done.stderr
-    assert "TORCH []" in done.stdout
+    assert "TORCH []" in done.stdout and "PYDANTIC False" in done.stdout
     assert np.array_equal(read_image(tmp_path / "out.png"), read_image(tmp_path / "auto.png"))
     assert (tmp_path / "look.json").is_file() and (tmp_path / "look.shading.tif").is_file()
     summary = json.loads((tmp_path / "eval.json").read_text())["summary"]
