@@ -204,9 +204,9 @@ class SmoothedAdjustments:
             adjustment alone also removes the network's answer to a real change of the subject itself (its
             exposure wandering, a light flickering on the cut-out), which should change the correction so that
             the result does not change. With the images, the correction each prediction makes to the subject's
-            mean colour is regressed, within the frame's window, on the subject's input colour: the part that
-            follows the input (slope limited to ``SLOPE_RANGE``: compensating, never amplifying) is kept, the
-            rest is smoothed; a per-channel gain on the smoothed curves (within ``MATCH_RANGE``) then makes the
+            mean colour is regressed on the subject's input colour (their frame-to-frame parts, over the whole
+            scene): the part that follows the input (slope limited to ``SLOPE_RANGE``: compensating, never
+            amplifying) is kept, the rest is smoothed; a per-channel gain on the smoothed curves (within ``MATCH_RANGE``) then makes the
             frame reach that colour. An identity prediction stays the identity.
         sigma_frames, cuts, valid: as for :func:`temporal_weights`.
     """
@@ -226,6 +226,8 @@ class SmoothedAdjustments:
         self.windows, self.jitter = temporal_weights(
             self.curves, self.mean_log, sigma_frames=sigma_frames, cuts=cuts, valid=valid
         )
+        self.valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+        self.scenes = scene_ids(n, cuts)
         # Kept as given (uint8 thumbnails are a quarter of the memory of float ones), converted frame by frame.
         self.images = None if images is None else np.asarray(images)
         if self.images is not None:
@@ -235,6 +237,7 @@ class SmoothedAdjustments:
                 _masked_mean(apply_adjustment(self.image(t), self.masks[t], self.raw(t)), self.masks[t]) - self.inputs[t]
                 for t in range(n)
             ]) if n else np.zeros((0, 3))
+            self.slopes = self._slopes()
 
     def __len__(self) -> int:
         return len(self.curves)
@@ -277,16 +280,35 @@ class SmoothedAdjustments:
         return Adjustment.from_uniform(np.clip(curves * match[:, None], 0.0, 1.0), gain)
 
 
+    def _slopes(self) -> np.ndarray:
+        """(T, 3): per scene, the slope of the prediction's change against the subject's input colour.
+
+        Fitted on the fast part of both (each frame minus its window's mean), over the whole scene: many more
+        frames than one window holds, and slow drifts of light, which move both, do not count.
+        """
+        n = len(self.curves)
+        fast_in = np.zeros((n, 3))
+        fast_change = np.zeros((n, 3))
+        for t, win in enumerate(self.windows):
+            w = win.weights
+            fast_in[t] = self.inputs[t] - w @ self.inputs[win.lo : win.hi]
+            fast_change[t] = self.changes[t] - w @ self.changes[win.lo : win.hi]
+        slopes = np.zeros((n, 3))
+        valid = self.valid
+        for scene in np.unique(self.scenes):
+            frames = (self.scenes == scene) & valid
+            if frames.sum() < 3:
+                continue
+            x, y = fast_in[frames], fast_change[frames]
+            slopes[self.scenes == scene] = np.clip((x * y).sum(axis=0) / ((x * x).sum(axis=0) + frames.sum() * RIDGE), *SLOPE_RANGE)
+        return slopes
+
     def _target(self, t: int, win: Window) -> np.ndarray:
-        """The subject's mean colour frame ``t`` should reach: the window's mean change, plus its slope against
-        the input colour (weighted ridge regression per channel) times this frame's input offset."""
+        """The subject's mean colour frame ``t`` should reach: the window's mean change, plus the scene's slope
+        against the input colour times this frame's input offset from its window's mean."""
         w = win.weights
-        inputs, changes = self.inputs[win.lo : win.hi], self.changes[win.lo : win.hi]
-        mean_in, mean_change = w @ inputs, w @ changes
-        spread = inputs - mean_in
-        slope = (w @ (spread * (changes - mean_change))) / (w @ spread**2 + RIDGE)
-        slope = np.clip(slope, *SLOPE_RANGE)
-        return self.inputs[t] + mean_change + slope * (self.inputs[t] - mean_in)
+        mean_in, mean_change = w @ self.inputs[win.lo : win.hi], w @ self.changes[win.lo : win.hi]
+        return self.inputs[t] + mean_change + self.slopes[t] * (self.inputs[t] - mean_in)
 
 
 def _masked_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
