@@ -23,7 +23,11 @@ def _write(path: Path, rgb: np.ndarray) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def write_fake_render(root: Path, *, scenes: int = 3, size: int = 48, seed: int = 0, val_scenes: int = 1) -> Path:
+def write_fake_render(
+    root: Path, *, scenes: int = 3, size: int = 48, seed: int = 0, val_scenes: int = 1, explicit_target: bool = False
+) -> Path:
+    """``explicit_target``: also write ``target_style_label`` (``harmcli render`` does); without it the reader
+    infers the target's style from the soft label."""
     rng = np.random.default_rng(seed)
     rows = []
     for scene in range(scenes):
@@ -48,5 +52,7 @@ def write_fake_render(root: Path, *, scenes: int = 3, size: int = 48, seed: int 
                 "mask": _write(root / "masks" / f"{sid}.png", mask),
                 "target": _write(root / "targets" / f"{sid}.png", to8(renders[b])),
             })
+            if explicit_target:
+                rows[-1]["target_style_label"] = [1.0 if k == b else 0.0 for k in range(10)]
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root

@@ -36,6 +36,17 @@ def test_rendered_folders_load_with_their_styles(photo_and_render):
     assert data.batch("supervised", torch.arange(2)).style_in is None  # photos have no style labels
 
 
+def test_a_given_target_style_label_is_used_as_is(tmp_path):
+    render = write_fake_render(tmp_path / "render", scenes=2, size=32, explicit_target=True)
+    lines = (render / "manifest.jsonl").read_text().splitlines()
+    # A label the soft label could not give: the reader must take the file's word for it.
+    rows = [json.loads(line) for line in lines]
+    rows[0]["target_style_label"] = [0.0] * 9 + [1.0]
+    (render / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = TrainingData.from_folders([render], 32)
+    assert data.batch("val_rendered", torch.arange(3)).style_out.argmax(1).tolist() == [9, 3, 1]
+
+
 def test_two_step_cross_domain_run_resumes_and_ships_the_photo_branch(photo_and_render, tmp_path):
     photos, render = photo_and_render
     run = tmp_path / "run"
