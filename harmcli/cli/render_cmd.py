@@ -38,7 +38,8 @@ def render_command(
     """Render procedural 3D scenes under ten lighting styles with Blender Cycles and write harmonization pairs
     (composite = one object from style a + the rest from style b; target = the style-b render).
 
-    Needs the render extra (Blender's bpy). Running again on the same folder skips finished scenes.
+    Needs the render extra (Blender's bpy). Running again on the same folder skips finished scenes; two runs on
+    one folder share the scenes between them.
     """
     import time
 
@@ -82,6 +83,11 @@ def render_command(
 
         def on_scene(record: dict) -> None:
             state["done"] += 1
+            if record.get("elsewhere"):  # another run on this folder has it
+                state["todo"] -= 1
+                state["done"] -= 1
+                progress.update(task, total=state["todo"], completed=state["done"])
+                return
             progress.update(task, completed=state["done"], description=f"{record['scene']} done ({record['seconds']:.1f} s)")
             if log_lines:
                 elapsed = time.perf_counter() - started
@@ -94,6 +100,7 @@ def render_command(
         contact_sheet(output, sheet, limit=sheet_scenes)
     if not quiet:
         per_scene = f", {summary.seconds / len(summary.rendered):.1f} s per scene" if summary.rendered else ""
-        console.print(f"rendered {len(summary.rendered)} scene(s), skipped {len(summary.skipped)} in {time.perf_counter() - started:.0f} s"
+        elsewhere = f", {len(summary.elsewhere)} left to another run" if summary.elsewhere else ""
+        console.print(f"rendered {len(summary.rendered)} scene(s), skipped {len(summary.skipped)}{elsewhere} in {time.perf_counter() - started:.0f} s"
                       f"{per_scene}; {summary.pairs} pairs in {escape(str(output))}/manifest.jsonl"
                       + (f"; contact sheet {escape(str(sheet))}" if sheet is not None else ""))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -61,6 +62,7 @@ class RenderOptions:
 class RenderSummary:
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # rendered meanwhile by another run on the same folder
     pairs: int = 0  # manifest rows in the folder (all finished scenes)
     seconds: float = 0.0  # rendering time of this run
 
@@ -104,7 +106,7 @@ def _prepare_folder(out: Path, options: RenderOptions) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several workers may write the manifest
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -230,12 +232,49 @@ def render_scene(renderer, out: Path, index: int, options: RenderOptions, on_ste
     return record
 
 
+CLAIM_FILE = ".claim"
+
+
+def _claim(out: Path, name: str) -> bool:
+    """Take scene ``name`` for this process: False if another live process on this machine (or any process on
+    another machine sharing the folder) is rendering it. A claim left by a process that died is taken over."""
+    folder = out / "renders" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CLAIM_FILE
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split()
+            except (OSError, ValueError):
+                host, pid = socket.gethostname(), "0"
+            if host != socket.gethostname():
+                return False
+            try:
+                os.kill(int(pid), 0)
+                if int(pid) != os.getpid():
+                    return False
+            except (ProcessLookupError, ValueError):
+                pass  # its process is gone: the scene was left half-written
+            except PermissionError:
+                return False  # alive, another user's
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(me)
+        return True
+    return False
+
+
 def render_dataset(out: Path, options: RenderOptions, *, on_start: Callable[[int, int], None] | None = None,
                    on_step: Callable[[str, str], None] | None = None, on_scene: Callable[[dict], None] | None = None) -> RenderSummary:
     """Render ``options.scenes`` scenes into ``out`` (resuming), keep ``manifest.jsonl`` current.
 
     ``on_start(to_render, already_done)`` is called once, ``on_step(scene, style)`` before each render and
-    ``on_scene(record)`` after each finished scene.
+    ``on_scene(record)`` after each finished scene (``{"scene": name, "elsewhere": True}`` for one that another
+    run on the same folder rendered or is rendering).
     """
     check_options(options)
     out = Path(out)
@@ -256,7 +295,18 @@ def render_dataset(out: Path, options: RenderOptions, *, on_start: Callable[[int
         renderer = BlenderRenderer(options.size, options.samples, device=options.device, threads=options.threads,
                                    bounces=options.bounces, denoise=options.denoise)
         for index in todo:
-            record = render_scene(renderer, out, index, options, on_step)
+            name = scene_name(index)
+            # Several runs may share a folder (two processes, or machines on a network drive): each scene is
+            # claimed first, and one finished meanwhile by another run is not rendered again.
+            if (out / "renders" / name / "rows.jsonl").exists() or not _claim(out, name):
+                summary.elsewhere.append(name)
+                if on_scene:
+                    on_scene({"scene": name, "elsewhere": True})
+                continue
+            try:
+                record = render_scene(renderer, out, index, options, on_step)
+            finally:
+                (out / "renders" / name / CLAIM_FILE).unlink(missing_ok=True)
             summary.rendered.append(record["scene"])
             write_manifest(out)
             if on_scene:

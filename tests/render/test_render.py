@@ -205,3 +205,24 @@ def test_contact_sheet_has_a_row_per_scene_and_a_column_per_style(rendered, tmp_
     # each thumbnail is the render, resized
     first = cv2.resize(_rgb(out / "renders" / "scene00000" / f"{STYLES_UNDER_TEST[0]}.png"), (48, 48), interpolation=cv2.INTER_AREA)
     assert np.array_equal(sheet[30:78, 96:144], first)
+
+
+def test_two_runs_on_one_folder_share_the_scenes(rendered):
+    """A scene claimed by a live process is left to it; a claim whose process died is taken over."""
+    import socket
+    import subprocess
+    import sys
+
+    out = rendered[0]
+    folder = out / "renders" / "scene00001"
+    (folder / "rows.jsonl").unlink()
+    (folder / ".claim").write_text(f"{socket.gethostname()} {os.getppid()}")  # alive: pytest's parent
+    steps = []
+    summary = render_dataset(out, OPTIONS, on_step=lambda scene, style: steps.append(scene))
+    assert summary.rendered == [] and summary.elsewhere == ["scene00001"] and steps == []
+    assert not (folder / "rows.jsonl").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (folder / ".claim").write_text(f"{socket.gethostname()} {dead}")
+    summary = render_dataset(out, OPTIONS, on_step=lambda scene, style: steps.append(scene))
+    assert summary.rendered == ["scene00001"] and set(steps) == {"scene00001"}
+    assert (folder / "rows.jsonl").exists() and not (folder / ".claim").exists()
