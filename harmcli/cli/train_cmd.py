@@ -184,6 +184,14 @@ def train_command(
             "\\[default: off]",
         ),
     ] = None,
+    cache: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--cache", metavar="DIR",
+            help="Keep the decoded, resized data here and reuse it: later runs start in seconds, and runs on the same "
+            "data at once share one copy in memory. \\[default: decode into memory each run]",
+        ),
+    ] = None,
     threads: Annotated[
         Optional[int], typer.Option(min=1, help="CPU threads for torch. \\[default: all cores]", show_default=False)
     ] = None,
@@ -228,6 +236,8 @@ def train_command(
                         f"note: {name} stays {values['kept']!r} as the run started (given: {values['given']!r}); "
                         "only --max-steps and --max-minutes change on resume"
                     )
+            elif kind == "loading":
+                progress.update(task, completed=record["done"], total=record["total"], description="reading the data")
             elif kind == "data":
                 console.print("training data: " + ", ".join(f"{k} {v}" for k, v in record.items()))
             elif kind == "step":
@@ -255,4 +265,4 @@ def train_command(
                     weights = f"weights: {escape(record['last'])} (no validation samples, so no best.safetensors)"
                 console.print(f"stopped at step {record['step']} ({record['reason']}); {weights}")
 
-        train(list(data), output, config, on_event=on_event)
+        train(list(data), output, config, on_event=on_event, cache_dir=cache)

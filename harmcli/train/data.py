@@ -3,15 +3,20 @@
 Reads ``make-composites`` folders (``manifest.jsonl``), ``render`` folders (the same layout; their rows say
 ``"domain": "rendered"`` and carry style labels) and iHarmony4 folders (``composite_images/``, ``masks/``,
 ``real_images/``, ``*_train.txt``). Photo samples go to the streams ``supervised``, ``adversarial``, ``real``
-and ``val``; rendered supervised samples to ``rendered`` and ``val_rendered``. Everything is resized to the training size once and kept as
-uint8 tensors: the datasets this is for fit in memory, and decoding PNGs every step would cost more than the
-network on a small CPU.
+and ``val``; rendered supervised samples to ``rendered`` and ``val_rendered``. Everything is decoded and resized to the
+training size once (decoding PNGs every step would cost more than the network on a small CPU) into an
+``ImagePool`` per folder: uint8, each distinct picture once, optionally memory-mapped from a cache folder so that
+several runs over the same data share one copy in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import hashlib
+import json
+import os
 
 import cv2
 import numpy as np
@@ -45,6 +50,7 @@ class Sample:
     domain: str = "photo"
     style_label: list[float] | None = None  # the composite's (soft) style label
     target_style_label: list[float] | None = None  # the target's (one-hot); None: inferred, see target_style
+    folder: Path | None = None  # the data folder it came from: one image pool (and cache file) per folder
 
 
 def _style_vector(value, where: str) -> list[float] | None:
@@ -113,6 +119,7 @@ def manifest_samples(folder: Path) -> list[Sample]:
                 domain="rendered" if rendered else "photo",
                 style_label=_style_vector(row.get("style_label"), where) if rendered else None,
                 target_style_label=target_label,
+                folder=folder,
             )
         )
     return samples
@@ -128,7 +135,7 @@ def iharmony_samples(folder: Path) -> list[Sample]:
     samples = []
     for split, list_name in splits.items():
         for item in discover(folder, list_name):
-            samples.append(Sample(item.composite_path, None, item.mask_path, item.target_path, "supervised", split))
+            samples.append(Sample(item.composite_path, None, item.mask_path, item.target_path, "supervised", split, folder=folder))
     return samples
 
 
@@ -143,12 +150,85 @@ def discover_samples(folder: Path) -> list[Sample]:
     )
 
 
-class TrainingData:
-    """Samples of every stream, resized to ``size`` and stored as uint8 tensors."""
+class ImagePool:
+    """The decoded, resized images of one data folder, each distinct picture stored once.
 
-    def __init__(self, samples: list[Sample], size: int, on_progress=None):
+    A make-composites folder repeats the same photo many times (the target of a retouch is the background of
+    the same pair and of the photo's other kinds; a render's target is shared by every object and style pair of
+    its scene), so rows are keyed by content: a 256-px pool of a 10k-pair folder is under half the size of one
+    copy per file. Kept as uint8 numpy arrays; with a cache folder they are memory-mapped ``.npy`` files, whose
+    pages the operating system shares between training runs reading the same data."""
+
+    VERSION = 1
+
+    def __init__(self, rgb: np.ndarray, gray: np.ndarray, rows: dict[str, int]):
+        self.rgb, self.gray, self.rows = rgb, gray, rows
+
+    @classmethod
+    def build(cls, paths_rgb: list[Path], paths_gray: list[Path], size: int, on_file=None) -> "ImagePool":
+        rows: dict[str, int] = {}
+        arrays = {}
+        for kind, paths, reader, shape in (
+            ("rgb", paths_rgb, _read_rgb, (size, size, 3)), ("gray", paths_gray, _read_gray, (size, size)),
+        ):
+            unique = list(dict.fromkeys(str(p) for p in paths))
+            # np.empty commits no memory for rows never written: the tail past the distinct count costs nothing.
+            pool = np.empty((max(len(unique), 1), *shape), np.uint8)
+            seen: dict[bytes, int] = {}
+            for path in unique:
+                data = reader(Path(path), size)
+                digest = hashlib.blake2b(data.tobytes(), digest_size=16).digest()
+                row = seen.get(digest)
+                if row is None:
+                    row = seen[digest] = len(seen)
+                    pool[row] = data
+                rows[f"{kind}:{path}"] = row
+                if on_file:
+                    on_file()
+            arrays[kind] = pool[: max(len(seen), 1)]
+        return cls(arrays["rgb"], arrays["gray"], rows)
+
+    @classmethod
+    def cached(cls, folder: Path, paths_rgb, paths_gray, size: int, cache_dir: Path, on_file=None) -> "ImagePool":
+        """The pool of ``folder`` from ``cache_dir``, made there first if missing or stale (one process makes it;
+        others wait on a lock and then read it)."""
+        import fcntl
+
+        folder = Path(folder).resolve()
+        stamp = [str(folder), size, cls.VERSION]
+        for path in sorted(set(map(str, paths_rgb)) | set(map(str, paths_gray))):
+            stamp.append(path)
+        manifest = folder / "manifest.jsonl"
+        if manifest.is_file():
+            info = manifest.stat()
+            stamp += [info.st_size, info.st_mtime_ns]
+        key = hashlib.blake2b(json.dumps(stamp).encode(), digest_size=8).hexdigest()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        stem = cache_dir / f"{folder.name}-{size}-{key}"
+        index = stem.with_suffix(".json")
+        with open(stem.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not index.is_file():
+                pool = cls.build(paths_rgb, paths_gray, size, on_file)
+                for kind in ("rgb", "gray"):
+                    tmp = Path(f"{stem}.{kind}.{os.getpid()}.tmp.npy")
+                    np.save(tmp, getattr(pool, kind))
+                    os.replace(tmp, f"{stem}.{kind}.npy")
+                tmp = Path(f"{index}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(pool.rows))
+                os.replace(tmp, index)  # written last: its presence means the arrays are complete
+        return cls(
+            np.load(f"{stem}.rgb.npy", mmap_mode="r"), np.load(f"{stem}.gray.npy", mmap_mode="r"),
+            json.loads(index.read_text()),
+        )
+
+
+class TrainingData:
+    """Samples of every stream at ``size``: per stream, each sample's (pool, row) for its composite, background,
+    mask and target; the pixels live in one ``ImagePool`` per data folder."""
+
+    def __init__(self, samples: list[Sample], size: int, on_progress=None, cache_dir: Path | None = None):
         self.size = size
-        self.tensors: dict[str, dict[str, torch.Tensor]] = {}
         groups: dict[str, list[Sample]] = {}
         for s in samples:
             if s.domain == "rendered":
@@ -157,61 +237,87 @@ class TrainingData:
                 key = "val" if s.split == "val" and s.role == "supervised" else (s.role if s.split != "val" else None)
             if key:
                 groups.setdefault(key, []).append(s)
-        done, total = 0, sum(len(v) for v in groups.values())
+        used = [s for group in groups.values() for s in group]
+        by_folder: dict[Path | None, list[Sample]] = {}
+        for s in used:
+            by_folder.setdefault(s.folder, []).append(s)
+        total = sum(2 + (s.background is not None) + (s.target is not None) for s in used)
+        done = 0
+
+        def on_file():
+            nonlocal done
+            done += 1
+            if on_progress and done % 200 == 0:
+                on_progress(done, total)
+
+        self.pools: list[ImagePool] = []
+        pool_of: dict[Path | None, int] = {}
+        for folder, members in by_folder.items():
+            rgb = [p for s in members for p in (s.composite, s.background, s.target) if p is not None]
+            gray = [s.mask for s in members]
+            if cache_dir is not None and folder is not None:
+                pool = ImagePool.cached(folder, rgb, gray, size, Path(cache_dir), on_file)
+            else:
+                pool = ImagePool.build(rgb, gray, size, on_file)
+            pool_of[folder] = len(self.pools)
+            self.pools.append(pool)
+
+        self.entries: dict[str, dict[str, np.ndarray | torch.Tensor]] = {}
         for key, group in groups.items():
-            comps, bgs, masks, targets = [], [], [], []
-            for s in group:
-                comp = _read_rgb(s.composite, size)
-                comps.append(comp)
-                bgs.append(_read_rgb(s.background, size) if s.background else comp)
-                masks.append(_read_gray(s.mask, size))
-                if s.target is not None:
-                    targets.append(_read_rgb(s.target, size))
-                done += 1
-                if on_progress and done % 50 == 0:
-                    on_progress(done, total)
+            def refs(kind, paths):
+                return np.array([(pool_of[s.folder], self.pools[pool_of[s.folder]].rows[f"{kind}:{p}"]) for s, p in zip(group, paths)])
+
             entry = {
-                "composite": torch.from_numpy(np.stack(comps)).permute(0, 3, 1, 2).contiguous(),
-                "background": torch.from_numpy(np.stack(bgs)).permute(0, 3, 1, 2).contiguous(),
-                "mask": torch.from_numpy(np.stack(masks))[:, None].contiguous(),
+                "composite": refs("rgb", [s.composite for s in group]),
+                "background": refs("rgb", [s.background or s.composite for s in group]),
+                "mask": refs("gray", [s.mask for s in group]),
             }
-            if targets and len(targets) == len(group):
-                entry["target"] = torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).contiguous()
+            if all(s.target is not None for s in group):
+                entry["target"] = refs("rgb", [s.target for s in group])
             if group[0].domain == "rendered" and all(s.style_label is not None for s in group):
                 style_in = torch.tensor([s.style_label for s in group], dtype=torch.float32)
-                fractions = entry["mask"].float().mean((1, 2, 3)) / 255.0
                 entry["style_in"] = style_in
-                entry["style_out"] = torch.stack([
-                    torch.tensor(s.target_style_label) if s.target_style_label is not None else target_style(style_in[i], float(fractions[i]))
-                    for i, s in enumerate(group)
-                ])
-            self.tensors[key] = entry
+                out = []
+                for i, s in enumerate(group):
+                    if s.target_style_label is not None:
+                        out.append(torch.tensor(s.target_style_label))
+                    else:
+                        pool, row = entry["mask"][i]
+                        fraction = float(self.pools[pool].gray[row].mean()) / 255.0
+                        out.append(target_style(style_in[i], fraction))
+                entry["style_out"] = torch.stack(out)
+            self.entries[key] = entry
 
     @classmethod
-    def from_folders(cls, folders: list[Path], size: int, on_progress=None) -> "TrainingData":
+    def from_folders(cls, folders: list[Path], size: int, on_progress=None, cache_dir: Path | None = None) -> "TrainingData":
         samples = []
         for folder in folders:
             samples += discover_samples(Path(folder))
         if not samples:
             raise DatasetError("no training samples found")
-        return cls(samples, size, on_progress)
+        return cls(samples, size, on_progress, cache_dir)
 
     def count(self, key: str) -> int:
-        entry = self.tensors.get(key)
-        return 0 if entry is None else entry["composite"].shape[0]
+        entry = self.entries.get(key)
+        return 0 if entry is None else len(entry["composite"])
+
+    def _gather(self, refs: np.ndarray, kind: str) -> torch.Tensor:
+        stacked = np.stack([getattr(self.pools[pool], kind)[row] for pool, row in refs])
+        tensor = torch.from_numpy(stacked).float() / 255.0
+        return tensor.permute(0, 3, 1, 2) if kind == "rgb" else tensor[:, None]
 
     def batch(self, key: str, indices: torch.Tensor) -> Batch:
-        entry = self.tensors[key]
-
-        def take(name):
-            return entry[name][indices].float() / 255.0
-
-        target = take("target") if "target" in entry else None
+        entry = self.entries[key]
+        idx = indices.numpy()
+        composite, background, target = (
+            self._gather(entry[name][idx], "rgb") if name in entry else None for name in ("composite", "background", "target")
+        )
+        mask = self._gather(entry["mask"][idx], "gray")
         styles = [entry[name][indices] if name in entry else None for name in ("style_in", "style_out")]
-        return Batch(take("composite"), take("background"), take("mask"), target, *styles)
+        return Batch(composite, background, mask, target, *styles)
 
     def has_styles(self, key: str) -> bool:
-        return key in self.tensors and "style_in" in self.tensors[key]
+        return key in self.entries and "style_in" in self.entries[key]
 
     def sample(self, key: str, batch_size: int, generator: torch.Generator) -> Batch:
         indices = torch.randint(0, self.count(key), (batch_size,), generator=generator)

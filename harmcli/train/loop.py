@@ -173,9 +173,11 @@ def train(
     config: TrainConfig,
     *,
     on_event: Callable[[str, dict], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
     """Train (or resume) into ``run_dir``. ``on_event(kind, record)`` receives 'resume', 'data', 'step',
-    'val' and 'done' events for display. Returns the final record."""
+    'val' and 'done' events for display. ``cache_dir``: where the decoded data is kept between runs (see
+    ``ImagePool``); not a training setting, so not saved in the run. Returns the final record."""
     emit = on_event or (lambda kind, record: None)
     paths = RunPaths(Path(run_dir))
     if paths.root.exists() and not paths.root.is_dir():
@@ -207,7 +209,9 @@ def train(
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + (resume_state["step"] if resume_state else 0))
-    data = TrainingData.from_folders(data_folders, config.size, on_progress=lambda d, t: emit("loading", {"done": d, "total": t}))
+    data = TrainingData.from_folders(
+        data_folders, config.size, on_progress=lambda d, t: emit("loading", {"done": d, "total": t}), cache_dir=cache_dir
+    )
     counts = {k: data.count(k) for k in ("supervised", "adversarial", "real", "val")}
     if data.count("rendered") or data.count("val_rendered"):
         counts.update(rendered=data.count("rendered"), val_rendered=data.count("val_rendered"))
