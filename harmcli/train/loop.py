@@ -93,11 +93,14 @@ def validate(model, data: TrainingData, limit: int, batch_size: int = 16, key: s
     n = data.count(key) if not limit else min(data.count(key), limit)
     if n == 0:
         return {}
+    # A limited validation takes pairs spread evenly over the whole list, not its head: the list is in folder
+    # and manifest order, so the first N would all be one folder's first kind of mismatch.
+    chosen = torch.linspace(0, data.count(key) - 1, n).round().long()
     was_training = model.training
     model.eval()
     fmse, fmse_in, fmse_real, mse = [], [], [], []
     for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(n, start + batch_size))
+        idx = chosen[start : start + batch_size]
         batch = data.batch(key, idx)
         out = harmonize_batch(model, batch)
         fmse.append(foreground_mse_255(out, batch.target, batch.mask))
