@@ -165,39 +165,38 @@ class ImagePool:
         self.rgb, self.gray, self.rows = rgb, gray, rows
 
     @classmethod
-    def build(cls, paths_rgb: list[Path], paths_gray: list[Path], size: int, on_file=None) -> "ImagePool":
+    def build(cls, files_rgb: dict[str, Path], files_gray: dict[str, Path], size: int, on_file=None) -> "ImagePool":
+        """``files_*``: name -> path of the pictures to hold; ``rows`` will map ``"rgb:" + name`` to a row."""
         rows: dict[str, int] = {}
         arrays = {}
-        for kind, paths, reader, shape in (
-            ("rgb", paths_rgb, _read_rgb, (size, size, 3)), ("gray", paths_gray, _read_gray, (size, size)),
+        for kind, files, reader, shape in (
+            ("rgb", files_rgb, _read_rgb, (size, size, 3)), ("gray", files_gray, _read_gray, (size, size)),
         ):
-            unique = list(dict.fromkeys(str(p) for p in paths))
             # np.empty commits no memory for rows never written: the tail past the distinct count costs nothing.
-            pool = np.empty((max(len(unique), 1), *shape), np.uint8)
+            pool = np.empty((max(len(files), 1), *shape), np.uint8)
             seen: dict[bytes, int] = {}
-            for path in unique:
+            for name, path in files.items():
                 data = reader(Path(path), size)
                 digest = hashlib.blake2b(data.tobytes(), digest_size=16).digest()
                 row = seen.get(digest)
                 if row is None:
                     row = seen[digest] = len(seen)
                     pool[row] = data
-                rows[f"{kind}:{path}"] = row
+                rows[f"{kind}:{name}"] = row
                 if on_file:
                     on_file()
             arrays[kind] = pool[: max(len(seen), 1)]
         return cls(arrays["rgb"], arrays["gray"], rows)
 
     @classmethod
-    def cached(cls, folder: Path, paths_rgb, paths_gray, size: int, cache_dir: Path, on_file=None) -> "ImagePool":
+    def cached(cls, folder: Path, files_rgb, files_gray, size: int, cache_dir: Path, on_file=None) -> "ImagePool":
         """The pool of ``folder`` from ``cache_dir``, made there first if missing or stale (one process makes it;
-        others wait on a lock and then read it)."""
+        others wait on a lock and then read it). Names are relative to the folder, so the same folder named
+        another way (relative, absolute, through a link) finds the same entry."""
         import fcntl
 
         folder = Path(folder).resolve()
-        stamp = [str(folder), size, cls.VERSION]
-        for path in sorted(set(map(str, paths_rgb)) | set(map(str, paths_gray))):
-            stamp.append(path)
+        stamp = [str(folder), size, cls.VERSION, sorted(files_rgb), sorted(files_gray)]
         manifest = folder / "manifest.jsonl"
         if manifest.is_file():
             info = manifest.stat()
@@ -209,7 +208,7 @@ class ImagePool:
         with open(stem.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not index.is_file():
-                pool = cls.build(paths_rgb, paths_gray, size, on_file)
+                pool = cls.build(files_rgb, files_gray, size, on_file)
                 for kind in ("rgb", "gray"):
                     tmp = Path(f"{stem}.{kind}.{os.getpid()}.tmp.npy")
                     np.save(tmp, getattr(pool, kind))
@@ -252,9 +251,12 @@ class TrainingData:
 
         self.pools: list[ImagePool] = []
         pool_of: dict[Path | None, int] = {}
+        def name(s: Sample, path: Path) -> str:
+            return os.path.relpath(path, s.folder) if s.folder is not None else str(path)
+
         for folder, members in by_folder.items():
-            rgb = [p for s in members for p in (s.composite, s.background, s.target) if p is not None]
-            gray = [s.mask for s in members]
+            rgb = {name(s, p): p for s in members for p in (s.composite, s.background, s.target) if p is not None}
+            gray = {name(s, s.mask): s.mask for s in members}
             if cache_dir is not None and folder is not None:
                 pool = ImagePool.cached(folder, rgb, gray, size, Path(cache_dir), on_file)
             else:
@@ -265,7 +267,7 @@ class TrainingData:
         self.entries: dict[str, dict[str, np.ndarray | torch.Tensor]] = {}
         for key, group in groups.items():
             def refs(kind, paths):
-                return np.array([(pool_of[s.folder], self.pools[pool_of[s.folder]].rows[f"{kind}:{p}"]) for s, p in zip(group, paths)])
+                return np.array([(pool_of[s.folder], self.pools[pool_of[s.folder]].rows[f"{kind}:{name(s, p)}"]) for s, p in zip(group, paths)])
 
             entry = {
                 "composite": refs("rgb", [s.composite for s in group]),

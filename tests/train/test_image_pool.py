@@ -44,9 +44,8 @@ def test_the_cache_is_made_once_and_gives_the_same_batches(tmp_path):
     made = sorted(p.name for p in cache.iterdir())
     assert sum(name.endswith(".npy") for name in made) == 2 and not any(".tmp" in name for name in made)
     stamps = {p: p.stat().st_mtime_ns for p in cache.glob("*.npy")}
-    calls = []
-    second = TrainingData.from_folders([folder], 32, on_progress=lambda d, t: calls.append(d), cache_dir=cache)
-    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.npy")} == stamps and calls == []  # read, not remade
+    second = TrainingData.from_folders([folder], 32, cache_dir=cache)
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.npy")} == stamps  # read, not remade
     assert isinstance(second.pools[0].rgb, np.memmap)
     for data in (first, second):
         for key, batch in _every_batch(data).items():
@@ -56,3 +55,12 @@ def test_the_cache_is_made_once_and_gives_the_same_batches(tmp_path):
     # Another size is another cache entry.
     TrainingData.from_folders([folder], 24, cache_dir=cache)
     assert len(list(cache.glob("*.json"))) == 2
+
+
+def test_the_same_folder_named_another_way_finds_the_same_cache_entry(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    cache = tmp_path / "cache"
+    TrainingData.from_folders([folder], 32, cache_dir=cache)
+    monkeypatch.chdir(tmp_path)
+    TrainingData.from_folders([folder.relative_to(tmp_path)], 32, cache_dir=cache)
+    assert len(list(cache.glob("*.json"))) == 1
