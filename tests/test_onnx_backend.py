@@ -163,3 +163,37 @@ def test_batched_low_res_prediction_matches_torch(exported):
     assert curves_o.shape == curves_t.shape == (2, 3, 32) and shading_o.shape == shading_t.shape == (2, size, size)
     assert np.abs(curves_o - curves_t).max() < 1e-5 and np.abs(shading_o / shading_t - 1).max() < 1e-5
     assert np.abs(shading_t[0] - shading_t[1]).max() > 1e-3  # two different scenes, two different shading maps
+
+
+def test_mirror_averaging_hand_computed():
+    from harmcli.pipeline import mirror_averaged
+
+    curves = np.array([[[0.0, 0.4, 1.0]] * 3], np.float32)
+    curves_mirror = np.array([[[0.0, 0.6, 0.8]] * 3], np.float32)
+    shading = np.array([[[2.0, 1.0], [1.0, 1.0]]], np.float32)
+    # The mirror's map as the network gave it: its left column is the image's right column.
+    shading_mirror = np.array([[[1.0, 0.5], [4.0, 1.0]]], np.float32)
+    y, s = mirror_averaged(curves, shading, curves_mirror, shading_mirror)
+    assert np.allclose(y, [[[0.0, 0.5, 0.9]] * 3])
+    assert np.allclose(s, [[[1.0, 1.0], [1.0, 2.0]]])  # sqrt(2*0.5), sqrt(1*1); sqrt(1*1), sqrt(1*4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_flip_average_is_the_mean_of_the_image_and_its_mirror(exported, backend):
+    from harmcli.pipeline import mirror_averaged
+
+    _single_thread_torch()
+    engine = load_harmonizer(exported, "cpu", backend, threads=1)
+    assert engine.flip_average  # the default
+    scene = make_scene(seed=6, size=(90, 120))
+    composite = scene.composite()
+    averaged = engine.predict(composite, scene.bg, scene.mask)
+    engine.flip_average = False
+    plain = engine.predict(composite, scene.bg, scene.mask)
+    mirror = engine.predict(composite[:, ::-1].copy(), scene.bg[:, ::-1].copy(), scene.mask[:, ::-1].copy())
+    y, s = mirror_averaged(plain.curve_y, plain.shading, mirror.curve_y, mirror.shading)
+    assert np.abs(averaged.curve_y - y).max() < 1e-5 and np.abs(averaged.shading / s - 1).max() < 1e-4
+    # The scene is not symmetric, so the two shading maps differ (flipped back) and the average is a third one.
+    # (The test network's curves hardly depend on the image: its perturbation is in the heads' last layers.)
+    assert np.abs(plain.shading / mirror.shading[:, ::-1] - 1).max() > 1e-2
+    assert np.abs(averaged.shading / plain.shading - 1).max() > 5e-3

@@ -577,11 +577,9 @@ def test_help_and_version_do_not_import_torch():
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
     assert "--shading-strength" in done.stdout and "--format" in done.stdout
-    started = time.perf_counter()
+    # How fast that makes it is `harmcli bench`'s business (a timed assertion here fails on a busy machine).
     version = _python("-m", "harmcli", "--version")
-    elapsed = time.perf_counter() - started
     assert version.returncode == 0 and version.stdout.startswith("harmcli ")
-    assert elapsed < 2.0  # ~0.3 s on an idle machine; generous for a loaded CI runner
 
 
 def test_help_texts_match_io_constants():
