@@ -276,6 +276,7 @@ def load_harmonizer(
     backend: str = "auto",
     threads: int | None = None,
     notes: list[str] | None = None,
+    flip_average: bool = True,
 ) -> Harmonizer | OnnxHarmonizer:
     """Load ``weights`` (or the shipped default) on the engine that ``backend`` and ``device`` ask for.
 
@@ -283,7 +284,14 @@ def load_harmonizer(
     weights lies beside them (``NAME.onnx``, or ``weights`` is itself a ``.onnx`` file); otherwise, and on CUDA,
     PyTorch. ``onnx`` insists on ONNX Runtime (an error when it cannot serve); ``torch`` insists on PyTorch.
     ``threads`` sets the engine's CPU threads. A stale export under ``auto`` adds a line to ``notes``.
+    ``flip_average``: see :class:`_Predicting`.
     """
+    harmonizer = _load_engine(weights, device, backend, threads, notes)
+    harmonizer.flip_average = flip_average
+    return harmonizer
+
+
+def _load_engine(weights, device, backend, threads, notes) -> Harmonizer | OnnxHarmonizer:
     from harmcli.onnx_backend import onnx_path_for, onnx_runtime_installed
     from harmcli.weights import default_weights_path, file_sha256
 

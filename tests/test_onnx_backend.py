@@ -197,3 +197,4 @@ def test_flip_average_is_the_mean_of_the_image_and_its_mirror(exported, backend)
     # (The test network's curves hardly depend on the image: its perturbation is in the heads' last layers.)
     assert np.abs(plain.shading / mirror.shading[:, ::-1] - 1).max() > 1e-2
     assert np.abs(averaged.shading / plain.shading - 1).max() > 5e-3
+

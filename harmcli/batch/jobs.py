@@ -187,8 +187,11 @@ class NetworkPredictor:
     should hear about that choice (a stale ONNX export).
     """
 
-    def __init__(self, weights: Path | None, device: str, threads: int | None = None, backend: str = "auto"):
+    def __init__(
+        self, weights: Path | None, device: str, threads: int | None = None, backend: str = "auto", flip_average: bool = True
+    ):
         self.weights, self.device, self.threads, self.backend = weights, device, threads, backend
+        self.flip_average = flip_average
         self.harmonizer = None
         self.notes: list[str] = []
 
@@ -196,7 +199,9 @@ class NetworkPredictor:
         if self.harmonizer is None:
             from harmcli.pipeline import load_harmonizer
 
-            self.harmonizer = load_harmonizer(self.weights, self.device, self.backend, self.threads, self.notes)
+            self.harmonizer = load_harmonizer(
+                self.weights, self.device, self.backend, self.threads, self.notes, flip_average=self.flip_average
+            )
 
     def __call__(self, inputs: LoadedInputs) -> Adjustment:
         self.load()

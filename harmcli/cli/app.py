@@ -79,6 +79,11 @@ BACKEND_HELP = (
     "PyTorch on CUDA or otherwise), onnx, or torch."
 )
 
+FLIP_HELP = (
+    "Also predict for the mirror image and average the two adjustments: a second low-res network pass "
+    "(milliseconds) for a slightly better result (weights/README.md)."
+)
+
 
 def check_backend_name(backend: str) -> str:
     """The --backend value, normalised; anything else is a usage error (exit 2) before any work."""

@@ -41,7 +41,7 @@ def run_clip(
     *, reporter, spec, output: Path, sequence: bool, temporal: float | None, codec: str | None, crf: int | None,
     fps: str | None, report: Path | None, ext: str | None, jpeg_quality: int, existing: str, max_pixels: int,
     params: Path | None, weights: Path | None, device: str, threads: int | None, strength: float,
-    shading_strength: float, save_params: Path | None, quiet: bool, backend: str = "auto",
+    shading_strength: float, save_params: Path | None, quiet: bool, backend: str = "auto", flip_average: bool = True,
 ) -> None:
     from harmcli.clip.run import DEFAULT_TEMPORAL, existing_outputs, harmonize_clip, plan_clip_output
     from harmcli.clip.sources import ClipInputs
@@ -90,7 +90,7 @@ def run_clip(
 
         notes: list[str] = []
         # As in folder mode: one core is left to the reader and writer threads (decoding, encoding).
-        harmonizer = load_harmonizer(weights, device, backend, threads or default_threads(True), notes)
+        harmonizer = load_harmonizer(weights, device, backend, threads or default_threads(True), notes, flip_average)
         for note in notes:
             reporter.warn(note)
 

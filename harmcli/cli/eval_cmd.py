@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import BACKEND_HELP, app, check_backend_name, check_device_name
+from harmcli.cli.app import BACKEND_HELP, FLIP_HELP, app, check_backend_name, check_device_name
 
 _FORMATS = {"MSE": ".2f", "fMSE": ".2f", "PSNR": ".2f", "fPSNR": ".2f", "SSIM": ".4f"}
 
@@ -44,6 +44,7 @@ def eval_command(
     ] = None,
     device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="Device for harmcli: auto, cpu or cuda.")] = "auto",
     backend: Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)] = "auto",
+    flip_average: Annotated[bool, typer.Option("--flip-average/--no-flip-average", help=FLIP_HELP)] = True,
     size: Annotated[
         Optional[int],
         typer.Option(
@@ -123,7 +124,7 @@ def eval_command(
         items = items[:limit]
     _refuse_overwriting_inputs(outputs, items)
     try:
-        methods = build_methods(names, weights=weights, device=device, backend=backend)
+        methods = build_methods(names, weights=weights, device=device, backend=backend, flip_average=flip_average)
     except WeightsError as exc:
         if weights is None:
             raise WeightsError(f"{exc} (or leave harmcli out: --method identity,reinhard,hist)") from None

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmcli.cli.app import BACKEND_HELP, app, check_backend_name, check_device_name
+from harmcli.cli.app import BACKEND_HELP, FLIP_HELP, app, check_backend_name, check_device_name
 
 # Kept in step with harmcli.io by a test: importing harmcli.io here would load OpenCV for `harmcli --help`.
 CURVES_FORMATS = ("json", "cube", "acv", "tif", "png")
@@ -45,6 +45,7 @@ WeightsOpt = Annotated[
     ),
 ]
 BackendOpt = Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)]
+FlipOpt = Annotated[bool, typer.Option("--flip-average/--no-flip-average", help=FLIP_HELP)]
 StrengthOpt = Annotated[float, typer.Option("--strength", help="Curves, 0..2: 0 = off, 1 = as predicted, 2 = double.")]
 ShadingOpt = Annotated[
     float, typer.Option("--shading-strength", help="Shading map, 0..2: 0 = off, 1 = as predicted, 2 = double.")
@@ -256,6 +257,7 @@ def harmonize_command(
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
+    flip_average: FlipOpt = True,
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     params: Annotated[
@@ -356,6 +358,7 @@ def harmonize_command(
             crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
             max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
             shading_strength=shading_strength, save_params=save_params, quiet=quiet, backend=backend,
+            flip_average=flip_average,
         )
         return
     spec.check_exists()
@@ -374,7 +377,9 @@ def harmonize_command(
 
         predictor = batch.FixedPredictor(load_adjustment(params))
     else:
-        predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder), backend)
+        predictor = batch.NetworkPredictor(
+            weights, device, threads or batch.default_threads(spec.is_folder), backend, flip_average
+        )
     reader = batch.InputReader(max_pixels=max_pixels)
     job = batch.HarmonizeJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
@@ -407,6 +412,7 @@ def curves_command(
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
+    flip_average: FlipOpt = True,
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     skip_existing: SkipOpt = False,
@@ -427,7 +433,9 @@ def curves_command(
     spec.check_exists()
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
     reader = batch.InputReader(max_pixels=max_pixels)
-    predictor = batch.NetworkPredictor(weights, device, threads or batch.default_threads(spec.is_folder), backend)
+    predictor = batch.NetworkPredictor(
+            weights, device, threads or batch.default_threads(spec.is_folder), backend, flip_average
+        )
     job = batch.CurvesJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, protect=(weights,),

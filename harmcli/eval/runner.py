@@ -106,7 +106,8 @@ def parse_methods(values: Sequence[str] | None) -> list[str]:
 
 
 def build_methods(
-    names: Sequence[str], *, weights: str | Path | None = None, device: str = "auto", backend: str = "auto"
+    names: Sequence[str], *, weights: str | Path | None = None, device: str = "auto", backend: str = "auto",
+    flip_average: bool = True,
 ) -> dict[str, Method]:
     """Callables for ``names``; the network is loaded once, and only when ``harmcli`` is asked for, on the engine
     ``backend`` picks (:func:`harmcli.pipeline.load_harmonizer`)."""
@@ -117,7 +118,7 @@ def build_methods(
         if name == "harmcli":
             from harmcli.pipeline import load_harmonizer
 
-            harmonizer = load_harmonizer(weights, device, backend)
+            harmonizer = load_harmonizer(weights, device, backend, flip_average=flip_average)
             methods[name] = lambda c, b, m, h=harmonizer: h.harmonize(c, b, m)[0]
         elif name == "identity":
             methods[name] = lambda c, b, m: c
