@@ -234,7 +234,7 @@ def train_command(
                 for name, values in record.get("ignored", {}).items():
                     console.print(
                         f"note: {name} stays {values['kept']!r} as the run started (given: {values['given']!r}); "
-                        "only --max-steps and --max-minutes change on resume"
+                        "only --max-steps, --max-minutes and --threads change on resume"
                     )
             elif kind == "loading":
                 progress.update(task, completed=record["done"], total=record["total"], description="reading the data")

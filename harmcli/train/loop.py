@@ -196,8 +196,9 @@ def train(
     if paths.checkpoint.is_file():
         resume_state = _load_checkpoint(paths.checkpoint)
         saved = TrainConfig.from_dict(resume_state["config"])
-        # The schedule, data and architecture come from the checkpoint; only limits may change on resume.
-        limits = {"max_steps": config.max_steps, "max_minutes": config.max_minutes}
+        # The schedule, data and architecture come from the checkpoint; only limits may change on resume, and the
+        # CPU threads, which belong to the machine the run goes on on, not to the run.
+        limits = {"max_steps": config.max_steps, "max_minutes": config.max_minutes, "threads": config.threads}
         ignored = {k: v for k, v in config.to_dict().items() if k not in limits and v != getattr(saved, k)}
         config = TrainConfig.from_dict({**saved.to_dict(), **limits})
         record = {"step": resume_state["step"], "checkpoint": str(paths.checkpoint)}

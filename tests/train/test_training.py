@@ -155,7 +155,14 @@ def test_resume_reports_options_it_keeps_from_the_checkpoint(tiny_data, tmp_path
     run = tmp_path / "run"
     train([tiny_data], run, _config(max_steps=1, val_every=100))
     events = []
-    train([tiny_data], run, _config(max_steps=2, val_every=100, lr=1e-3), on_event=lambda kind, rec: events.append((kind, rec)))
+    threads = torch.get_num_threads()
+    try:
+        # Threads belong to the machine, not the run: a resume may change them, and says nothing about it.
+        train([tiny_data], run, _config(max_steps=2, val_every=100, lr=1e-3, threads=2), on_event=lambda kind, rec: events.append((kind, rec)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     resume = next(rec for kind, rec in events if kind == "resume")
     assert resume["ignored"] == {"lr": {"given": 1e-3, "kept": 1.5e-4}}
-    assert json.loads((run / "config.json").read_text())["lr"] == 1.5e-4
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["lr"] == 1.5e-4 and saved["threads"] == 2
