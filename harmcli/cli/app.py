@@ -80,8 +80,8 @@ BACKEND_HELP = (
 )
 
 FLIP_HELP = (
-    "Also predict for the mirror image and average the two adjustments: a second low-res network pass "
-    "(milliseconds) for a slightly better result (weights/README.md)."
+    "One network pass: by default the adjustment is also predicted for the mirror image and the two are averaged "
+    "(a second low-res pass, milliseconds, for a slightly better result; weights/README.md)."
 )
 
 

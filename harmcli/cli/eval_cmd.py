@@ -44,7 +44,7 @@ def eval_command(
     ] = None,
     device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="Device for harmcli: auto, cpu or cuda.")] = "auto",
     backend: Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)] = "auto",
-    flip_average: Annotated[bool, typer.Option("--flip-average/--no-flip-average", help=FLIP_HELP)] = True,
+    no_flip_average: Annotated[bool, typer.Option("--no-flip-average", help=FLIP_HELP)] = False,
     size: Annotated[
         Optional[int],
         typer.Option(
@@ -124,7 +124,7 @@ def eval_command(
         items = items[:limit]
     _refuse_overwriting_inputs(outputs, items)
     try:
-        methods = build_methods(names, weights=weights, device=device, backend=backend, flip_average=flip_average)
+        methods = build_methods(names, weights=weights, device=device, backend=backend, flip_average=not no_flip_average)
     except WeightsError as exc:
         if weights is None:
             raise WeightsError(f"{exc} (or leave harmcli out: --method identity,reinhard,hist)") from None

@@ -45,7 +45,7 @@ WeightsOpt = Annotated[
     ),
 ]
 BackendOpt = Annotated[str, typer.Option("--backend", metavar="NAME", help=BACKEND_HELP)]
-FlipOpt = Annotated[bool, typer.Option("--flip-average/--no-flip-average", help=FLIP_HELP)]
+NoFlipOpt = Annotated[bool, typer.Option("--no-flip-average", help=FLIP_HELP)]
 StrengthOpt = Annotated[float, typer.Option("--strength", help="Curves, 0..2: 0 = off, 1 = as predicted, 2 = double.")]
 ShadingOpt = Annotated[
     float, typer.Option("--shading-strength", help="Shading map, 0..2: 0 = off, 1 = as predicted, 2 = double.")
@@ -257,7 +257,7 @@ def harmonize_command(
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
-    flip_average: FlipOpt = True,
+    no_flip_average: NoFlipOpt = False,
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     params: Annotated[
@@ -358,7 +358,7 @@ def harmonize_command(
             crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
             max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
             shading_strength=shading_strength, save_params=save_params, quiet=quiet, backend=backend,
-            flip_average=flip_average,
+            flip_average=not no_flip_average,
         )
         return
     spec.check_exists()
@@ -378,7 +378,7 @@ def harmonize_command(
         predictor = batch.FixedPredictor(load_adjustment(params))
     else:
         predictor = batch.NetworkPredictor(
-            weights, device, threads or batch.default_threads(spec.is_folder), backend, flip_average
+            weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
         )
     reader = batch.InputReader(max_pixels=max_pixels)
     job = batch.HarmonizeJob(
@@ -412,7 +412,7 @@ def curves_command(
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
-    flip_average: FlipOpt = True,
+    no_flip_average: NoFlipOpt = False,
     strength: StrengthOpt = 1.0,
     shading_strength: ShadingOpt = 1.0,
     skip_existing: SkipOpt = False,
@@ -434,7 +434,7 @@ def curves_command(
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
     reader = batch.InputReader(max_pixels=max_pixels)
     predictor = batch.NetworkPredictor(
-            weights, device, threads or batch.default_threads(spec.is_folder), backend, flip_average
+            weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
         )
     job = batch.CurvesJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
