@@ -53,6 +53,9 @@ def main() -> None:
         shifted = np.clip(fg.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8)
         composite = make_composite(shifted, bg, mask)
         harmonized, adjustment = harmonizer.harmonize(composite, bg, mask)
+        inside = mask > 0.5
+        before, after = (np.round(img[inside].mean(0)).astype(int).tolist() for img in (composite, harmonized))
+        print(f"{name}: mean foreground RGB {before} -> {after}")  # the numbers the README's caption quotes
         height = composite.shape[0]
         plot = render_curves_plot(adjustment)
         plot = cv2.resize(plot, (round(plot.shape[1] * height / plot.shape[0]), height), interpolation=cv2.INTER_AREA)
