@@ -98,6 +98,20 @@ def mirror_averaged(curve_y: np.ndarray, shading: np.ndarray, curve_y_mirror: np
     return (curve_y + curve_y_mirror) * 0.5, np.sqrt(shading * shading_mirror[..., ::-1])
 
 
+def low_res_arrays(
+    composite: np.ndarray, background: np.ndarray, mask: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Both engines' network inputs: (1, 3, S, S), (1, 3, S, S), (1, 1, S, S) contiguous float32. The background
+    is None when it is the composite itself (the COMPOSITE --mask form): it is shrunk once and fed twice."""
+
+    def planar(image: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(downsample(image, size).transpose(2, 0, 1))[None]
+
+    c = planar(composite)
+    b = None if background is composite else planar(background)
+    return c, b, np.ascontiguousarray(downsample(mask_to_float(mask), size))[None, None]
+
+
 class _Predicting:
     """What both engines share: ``harmonize`` = ``predict`` + apply at full resolution.
 
@@ -157,12 +171,9 @@ class Harmonizer(_Predicting):
         """The network's three inputs as (1, C, S, S) tensors on the device."""
         import torch
 
-        s = self.low_res
-        c = torch.from_numpy(downsample(composite, s)).permute(2, 0, 1)[None]
-        # In the COMPOSITE --mask form the background is the composite itself: shrink it once.
-        b = c if background is composite else torch.from_numpy(downsample(background, s)).permute(2, 0, 1)[None]
-        m = torch.from_numpy(downsample(mask_to_float(mask), s))[None, None]
-        return c.to(self.device), b.to(self.device), m.to(self.device)
+        c, b, m = (None if a is None else torch.from_numpy(a).to(self.device)
+                   for a in low_res_arrays(composite, background, mask, self.low_res))
+        return c, (c if b is None else b), m
 
     def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
         """Predict the adjustment for full-resolution RGB ``composite``/``background`` (H, W, 3) and ``mask`` (H, W)."""
@@ -181,9 +192,9 @@ class Harmonizer(_Predicting):
 
         n = c.shape[0]
         if self.flip_average:
-            b = torch.cat([b, b.flip(-1)]) if b is not c else None
+            shared = b is c
             c, m = torch.cat([c, c.flip(-1)]), torch.cat([m, m.flip(-1)])
-            b = c if b is None else b
+            b = c if shared else torch.cat([b, b.flip(-1)])
         curve_y, shading = self.model(c, b, m)
         curve_y, shading = curve_y.float().cpu().numpy(), shading[:, 0].float().cpu().numpy()
         if self.flip_average:
@@ -225,11 +236,8 @@ class OnnxHarmonizer(_Predicting):
 
     def low_res_inputs(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """The network's three inputs as (1, C, S, S) float32 arrays: the same pixels as the torch engine's."""
-        s = self.low_res
-        c = np.ascontiguousarray(downsample(composite, s).transpose(2, 0, 1))[None]
-        b = c if background is composite else np.ascontiguousarray(downsample(background, s).transpose(2, 0, 1))[None]
-        m = downsample(mask_to_float(mask), s)[None, None]
-        return c, b, np.ascontiguousarray(m)
+        c, b, m = low_res_arrays(composite, background, mask, self.low_res)
+        return c, (c if b is None else b), m
 
     def predict(self, composite: np.ndarray, background: np.ndarray, mask: np.ndarray) -> Adjustment:
         """Predict the adjustment for full-resolution RGB ``composite``/``background`` (H, W, 3) and ``mask`` (H, W)."""

@@ -434,8 +434,8 @@ def curves_command(
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
     reader = batch.InputReader(max_pixels=max_pixels)
     predictor = batch.NetworkPredictor(
-            weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
-        )
+        weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
+    )
     job = batch.CurvesJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, protect=(weights,),

@@ -11,12 +11,11 @@ several runs over the same data share one copy in memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import hashlib
 import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -236,11 +235,23 @@ class TrainingData:
                 key = "val" if s.split == "val" and s.role == "supervised" else (s.role if s.split != "val" else None)
             if key:
                 groups.setdefault(key, []).append(s)
-        used = [s for group in groups.values() for s in group]
         by_folder: dict[Path | None, list[Sample]] = {}
-        for s in used:
-            by_folder.setdefault(s.folder, []).append(s)
-        total = sum(2 + (s.background is not None) + (s.target is not None) for s in used)
+        for group in groups.values():
+            for s in group:
+                by_folder.setdefault(s.folder, []).append(s)
+
+        def name(s: Sample, path: Path) -> str:
+            return os.path.relpath(path, s.folder) if s.folder is not None else str(path)
+
+        # Each folder's distinct files by name: what its pool decodes (and what the progress counts).
+        files = {
+            folder: (
+                {name(s, p): p for s in members for p in (s.composite, s.background, s.target) if p is not None},
+                {name(s, s.mask): s.mask for s in members},
+            )
+            for folder, members in by_folder.items()
+        }
+        total = sum(len(rgb) + len(gray) for rgb, gray in files.values())
         done = 0
 
         def on_file():
@@ -251,12 +262,7 @@ class TrainingData:
 
         self.pools: list[ImagePool] = []
         pool_of: dict[Path | None, int] = {}
-        def name(s: Sample, path: Path) -> str:
-            return os.path.relpath(path, s.folder) if s.folder is not None else str(path)
-
-        for folder, members in by_folder.items():
-            rgb = {name(s, p): p for s in members for p in (s.composite, s.background, s.target) if p is not None}
-            gray = {name(s, s.mask): s.mask for s in members}
+        for folder, (rgb, gray) in files.items():
             if cache_dir is not None and folder is not None:
                 pool = ImagePool.cached(folder, rgb, gray, size, Path(cache_dir), on_file)
             else:
