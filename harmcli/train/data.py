@@ -191,7 +191,9 @@ class ImagePool:
     def cached(cls, folder: Path, files_rgb, files_gray, size: int, cache_dir: Path, on_file=None) -> "ImagePool":
         """The pool of ``folder`` from ``cache_dir``, made there first if missing or stale (one process makes it;
         others wait on a lock and then read it). Names are relative to the folder, so the same folder named
-        another way (relative, absolute, through a link) finds the same entry."""
+        another way (relative, absolute, through a link) finds the same entry. Making an entry deletes the older
+        entries of the same folder and size: their stamp (manifest, file list) no longer matches, so nothing would
+        read them again, and each is gigabytes."""
         import fcntl
 
         folder = Path(folder).resolve()
@@ -203,8 +205,9 @@ class ImagePool:
         key = hashlib.blake2b(json.dumps(stamp).encode(), digest_size=8).hexdigest()
         cache_dir.mkdir(parents=True, exist_ok=True)
         stem = cache_dir / f"{folder.name}-{size}-{key}"
-        index = stem.with_suffix(".json")
-        with open(stem.with_suffix(".lock"), "w") as lock:
+        index = Path(f"{stem}.json")  # not with_suffix: a folder name may hold dots
+        source = {"folder": str(folder), "size": size}
+        with open(f"{stem}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not index.is_file():
                 pool = cls.build(files_rgb, files_gray, size, on_file)
@@ -212,13 +215,41 @@ class ImagePool:
                     tmp = Path(f"{stem}.{kind}.{os.getpid()}.tmp.npy")
                     np.save(tmp, getattr(pool, kind))
                     os.replace(tmp, f"{stem}.{kind}.npy")
+                Path(f"{stem}.source").write_text(json.dumps(source))
                 tmp = Path(f"{index}.{os.getpid()}.tmp")
                 tmp.write_text(json.dumps(pool.rows))
                 os.replace(tmp, index)  # written last: its presence means the arrays are complete
-        return cls(
-            np.load(f"{stem}.rgb.npy", mmap_mode="r"), np.load(f"{stem}.gray.npy", mmap_mode="r"),
-            json.loads(index.read_text()),
-        )
+                _delete_stale_entries(cache_dir, stem, source)
+            # Opened under the lock, so a run pruning this entry never removes it between check and open (an
+            # entry deleted after it is open stays readable: the mapping holds the file).
+            return cls(
+                np.load(f"{stem}.rgb.npy", mmap_mode="r"), np.load(f"{stem}.gray.npy", mmap_mode="r"),
+                json.loads(index.read_text()),
+            )
+
+
+def _delete_stale_entries(cache_dir: Path, current: Path, source: dict) -> None:
+    """Remove the cache entries made for the same folder and size as ``current`` (see ``ImagePool.cached``).
+    An entry another process is making or opening (its lock held) is left for a later run."""
+    import fcntl
+
+    for other in cache_dir.glob("*.source"):
+        stem = other.with_suffix("")  # drops ".source" only
+        if stem == current:
+            continue
+        try:
+            if json.loads(other.read_text()) != source:
+                continue
+        except (OSError, ValueError):
+            continue
+        with open(f"{stem}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for path in (Path(f"{stem}.json"), Path(f"{stem}.rgb.npy"), Path(f"{stem}.gray.npy"), other):
+                path.unlink(missing_ok=True)
+        Path(f"{stem}.lock").unlink(missing_ok=True)
 
 
 class TrainingData:

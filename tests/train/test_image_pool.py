@@ -64,3 +64,32 @@ def test_the_same_folder_named_another_way_finds_the_same_cache_entry(tmp_path, 
     monkeypatch.chdir(tmp_path)
     TrainingData.from_folders([folder.relative_to(tmp_path)], 32, cache_dir=cache)
     assert len(list(cache.glob("*.json"))) == 1
+
+
+def test_a_changed_folder_replaces_its_old_cache_entry_and_leaves_other_folders_alone(tmp_path):
+    folder = _folder(tmp_path)
+    # A name with dots: each entry's files must keep the whole name (no suffix swapped for ".json").
+    dotted = folder.rename(tmp_path / "photos.v2")
+    other = tmp_path / "other"
+    (other).mkdir()
+    import shutil
+
+    for item in dotted.iterdir():
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, other / item.name)
+    cache = tmp_path / "cache"
+    TrainingData.from_folders([dotted], 32, cache_dir=cache)
+    TrainingData.from_folders([other], 32, cache_dir=cache)
+    TrainingData.from_folders([dotted], 24, cache_dir=cache)  # another size: kept
+    before = {p.name for p in cache.glob("*.json")}
+    assert len(before) == 3 and all(name.startswith(("photos.v2-", "other-")) for name in before)
+
+    manifest = dotted / "manifest.jsonl"
+    manifest.write_text(manifest.read_text() + "\n")  # edited: the old stamp no longer matches
+    fresh = TrainingData.from_folders([dotted], 32, cache_dir=cache)
+    after = {p.name for p in cache.glob("*.json")}
+    assert len(after) == 3
+    (gone,) = before - after
+    assert gone.startswith("photos.v2-32-")
+    assert not list(cache.glob(gone.removesuffix(".json") + "*"))  # its arrays and files went with it
+    assert {"rgb", "gray"} == {p.name.split(".")[-2] for p in cache.glob(next(iter(after - before)).removesuffix(".json") + ".*.npy")}
+    assert fresh.count("supervised") > 0
