@@ -435,14 +435,6 @@ def _measure(result: ClipResult, analysis: _Analysis, smoothed, strength: float,
 # --------------------------------------------------------------------------------------------- pass 2
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    import cv2
-
-    return cv2.convertScaleAbs(image, alpha=1.0 / 257.0)
-
-
 def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | None], write, on_progress, times) -> int:
     """Pass 2 body: read, apply, hand to ``write(frame, image)`` on the writer thread. Returns the frame count."""
     from harmcli.ops.apply import apply_adjustment
@@ -491,9 +483,10 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                 state["writer"] = VideoWriter(
                     fh, output.path, width=image.shape[1], height=image.shape[0], rate=rate, time_base=time_base,
                     codec=output.codec, crf=output.crf, color=color, audio_from=inputs.audio_source(),
+                    deep=image.dtype == np.uint16,  # a 10/12-bit video or 16-bit frames: keep the bits
                 )
             pts = frame.pts if frame.pts is not None else frame.index
-            state["writer"].write(_to_uint8(image), pts)
+            state["writer"].write(image, pts)
 
         try:
             count = _apply_all(inputs, adjustment_for, write, on_progress, times)

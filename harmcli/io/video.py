@@ -2,8 +2,9 @@
 
 What the rest of harmcli sees: :func:`is_video` (by extension, no PyAV needed), :func:`is_video_input` (also
 by the container, for extensions harmcli does not write such as .mts or .mxf), :func:`probe`,
-:class:`VideoReader` (frames as RGB / RGBA / gray uint8 arrays with their timestamps) and
-:class:`VideoWriter` (RGB uint8 frames in, an encoded file out, the audio of another file copied in).
+:class:`VideoReader` (frames as RGB / RGBA arrays, uint8 or uint16 by the source's bit depth, or gray uint8
+masks, with their timestamps) and :class:`VideoWriter` (RGB frames in, an encoded file out, the audio of another
+file copied in).
 
 Why it is built this way:
 
@@ -20,7 +21,12 @@ Why it is built this way:
   trip), so an untouched background keeps its colour through a lossy round trip.
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
-  and ProRes 4444 for editing. 8 bits per channel: 10/12-bit sources are read as 8-bit.
+  and ProRes 4444 for editing.
+* **Bit depth follows the source.** A 10/12-bit source (HEVC Main 10, ProRes, 10-bit H.264, FFV1) is read as
+  uint16 RGB and written back with more than 8 bits where the codec has them (``Codec.deep_pix_fmt``: 10-bit
+  4:2:0 for H.264 and HEVC, as FFmpeg picks for such input; 16-bit RGB for FFV1 and PNG; ProRes is 10-bit
+  anyway); VP9 and lossless H.264 RGB here are 8-bit only, and the writer says so. 8-bit sources are read and
+  written exactly as before. Masks stay 8-bit.
 * **Decoding uses FFmpeg's frame threads** (``thread_type = AUTO``): several frames decode at once, which
   the two-pass video loop needs since it decodes every input twice.
 """
@@ -53,24 +59,28 @@ class Codec:
     default_crf: int | None = None  # None: --crf does not apply
     options: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    deep_pix_fmt: str | None = None  # the pixel format for a source of more than 8 bits; None: 8 bits only
+    deep_note: str = ""  # said when a deep source is written with it
 
 
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
         Codec("h264", "libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), False, 18, (("preset", "medium"),),
-              "H.264 4:2:0, plays everywhere"),
+              "H.264 4:2:0, plays everywhere", "yuv420p10le",
+              "10-bit H.264 (High 10) does not play in browsers or QuickTime; --codec hevc keeps 10 bits and plays "
+              "more widely"),
         Codec("hevc", "libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), False, 22,
-              (("preset", "medium"), ("x265-params", "log-level=error")), "H.265 4:2:0, smaller files"),
+              (("preset", "medium"), ("x265-params", "log-level=error")), "H.265 4:2:0, smaller files", "yuv420p10le"),
         Codec("vp9", "libvpx-vp9", "yuv420p", (".webm", ".mkv"), False, 32, (("b", "0"), ("row-mt", "1")),
               "VP9 4:2:0, for the web"),
         Codec("ffv1", "ffv1", "bgr0", (".mkv", ".avi"), True, None, (("level", "3"),),
-              "lossless RGB master (bit-exact)"),
+              "lossless RGB master (bit-exact)", "gbrp16le"),
         Codec("h264rgb", "libx264rgb", "rgb24", (".mp4", ".mov", ".mkv"), True, None,
               (("qp", "0"), ("preset", "veryfast")), "lossless RGB H.264 (bit-exact)"),
-        Codec("png", "png", "rgb24", (".mov", ".mkv"), True, None, (), "lossless PNG frames in a MOV"),
+        Codec("png", "png", "rgb24", (".mov", ".mkv"), True, None, (), "lossless PNG frames in a MOV", "rgb48be"),
         Codec("prores", "prores_ks", "yuv444p10le", (".mov", ".mkv"), False, None, (("profile", "4444"),),
-              "ProRes 4444, for editing"),
+              "ProRes 4444, for editing", "yuv444p10le"),
     )
 }
 DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "h264", ".webm": "vp9", ".avi": "ffv1"}
@@ -180,13 +190,16 @@ def _has_alpha(video_format) -> bool:
     return any(component.is_alpha for component in video_format.components)
 
 
-def _exact():
+def _exact(deep: bool = False):
     """swscale flags for RGB <-> YUV: its default flags darken YUV -> RGB by about one code value (measured);
     accurate rounding with full-resolution chroma interpolation converts without bias (bilinear: 20 ms for a
-    1080p frame, half the time of bicubic for ~0.1 code value more error)."""
+    1080p frame, half the time of bicubic for ~0.1 code value more error). ``deep``: decoding into 16-bit RGB,
+    where bilinear with full chroma interpolation gives wrong colours (FFmpeg in av 18: a 4:2:0 10-bit frame came
+    back with its mean off by a third of the range) and bicubic converts a 10-bit round trip within 1/1000."""
     from av.video.reformatter import Interpolation
 
-    return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    first = Interpolation.BICUBIC if deep else Interpolation.BILINEAR
+    return first | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 # 8-bit YUV layouts whose first plane is the luma; untagged (2) and the two BT.601 tags (BT.470BG, SMPTE 170M).
@@ -230,11 +243,17 @@ class ColorInfo:
     trc: int = 2
 
 
+def _bits(video_format) -> int:
+    return max((component.bits for component in video_format.components), default=8)
+
+
 class VideoReader:
-    """Decode a video's frames in order as uint8 arrays.
+    """Decode a video's frames in order.
 
     ``mode``: ``rgb`` (H, W, 3), ``rgba`` (H, W, 4) or ``gray`` (H, W) (a mask video: its luma, or its alpha
-    when it has one). Iterating yields ``(array, pts)``; :attr:`color` is the first frame's colour tagging.
+    when it has one). RGB and RGBA frames are uint16 (0..65535) when the source has more than 8 bits per
+    channel, uint8 otherwise; gray is always uint8. Iterating yields ``(array, pts)``; :attr:`color` is the first
+    frame's colour tagging.
     """
 
     def __init__(self, path: str | Path, mode: str = "rgb"):
@@ -267,6 +286,8 @@ class VideoReader:
         if self.mode == "gray" and _has_alpha(frame.format):
             return np.ascontiguousarray(frame.to_ndarray(format="rgba")[..., 3])
         target = {"rgb": "rgb24", "rgba": "rgba", "gray": "gray"}[self.mode]
+        if self.mode != "gray" and _bits(frame.format) > 8:
+            target = {"rgb": "rgb48le", "rgba": "rgba64le"}[self.mode]  # keep the source's extra bits
         if fmt == target:
             return frame.to_ndarray()
         full_range = int(frame.color_range) == 2 or fmt.startswith("yuvj")
@@ -282,7 +303,8 @@ class VideoReader:
         # Anything else through swscale, with the file's own matrix and range (None = what the frame says).
         src_range = frame.color_range if int(frame.color_range) in (1, 2) else None
         converted = frame.reformat(
-            format=target, src_color_range=src_range, dst_color_range=2 if src_range else None, interpolation=_exact()
+            format=target, src_color_range=src_range, dst_color_range=2 if src_range else None,
+            interpolation=_exact(deep=target.endswith("le")),
         )
         return converted.to_ndarray()
 
@@ -297,7 +319,11 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Encode RGB uint8 frames into ``fh`` (an open binary file: see ``harmcli.io.images.atomic_write``).
+    """Encode RGB frames (uint8, or uint16 for a source of more than 8 bits) into ``fh`` (an open binary file:
+    see ``harmcli.io.images.atomic_write``).
+
+    ``deep``: the frames come from a source of more than 8 bits per channel; the codec's ``deep_pix_fmt`` is used
+    where it has one (otherwise 8 bits, and :attr:`notes` says so).
 
     Frames keep the pts they are given, in ``time_base``; ``audio_from`` names a file whose first audio stream
     is copied in (re-encoded only when the container cannot hold it). Use as a context manager or call
@@ -318,15 +344,23 @@ class VideoWriter:
         color: ColorInfo = ColorInfo(),
         audio_from: Path | None = None,
         threads: int = 0,
+        deep: bool = False,
     ):
         av = _av()
         self.output = Path(output)
         self.codec = codec
         self.notes: list[str] = []
         check_frame_size(codec, width, height, output)
+        self.pix_fmt = codec.deep_pix_fmt if deep and codec.deep_pix_fmt else codec.pix_fmt
+        self.deep = _bits(av.VideoFormat(self.pix_fmt)) > 8
+        if deep and codec.deep_pix_fmt is None:
+            self.notes.append(f"{codec.name} is 8 bits per channel here: the source's extra bits are rounded away "
+                              "(--codec hevc, prores or ffv1 keep them)")
+        elif deep and codec.deep_note and self.pix_fmt != codec.pix_fmt:
+            self.notes.append(codec.deep_note)
         self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
         stream = self.container.add_stream(codec.encoder, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, codec.pix_fmt
+        stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         stream.thread_count = threads
@@ -334,7 +368,7 @@ class VideoWriter:
         if crf is not None:
             options["crf"] = str(crf)
         stream.options = options
-        self.yuv = codec.pix_fmt.startswith("yuv")
+        self.yuv = self.pix_fmt.startswith("yuv")
         self.color = color
         if self.yuv:
             ctx = stream.codec_context
@@ -347,15 +381,17 @@ class VideoWriter:
     def write(self, rgb: np.ndarray, pts: int) -> None:
         av = _av()
         rgb = np.ascontiguousarray(rgb)
-        if self.codec.pix_fmt == "yuv420p" and self.color.colorspace in _BT601:
+        if rgb.dtype == np.uint16 and not self.deep:
+            rgb = cv2.convertScaleAbs(rgb, alpha=1.0 / 257.0)  # rounds to the nearest 8-bit value
+        if self.pix_fmt == "yuv420p" and self.color.colorspace in _BT601:
             # BT.601 limited range, as swscale does it for untagged files, at a fraction of its time.
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         else:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        if self.yuv and frame.format.name != self.codec.pix_fmt:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
+        if self.yuv and frame.format.name != self.pix_fmt:
             # RGB -> YUV with the input's matrix (None = swscale's BT.601 for untagged files), limited range.
             space = self.color.colorspace if self.color.colorspace in (1, 4, 5, 6, 7, 9) else None
-            frame = frame.reformat(format=self.codec.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())
         frame.pts = pts
         frame.time_base = self.time_base
         try:
