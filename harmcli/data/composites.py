@@ -122,12 +122,14 @@ def split_of(stem: str, val_fraction: float) -> str:
 
 
 def load_photo(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """RGB float32 [0,1] and mask float32 [0,1] of the same size (the mask is resized if it is not)."""
+    """RGB float32 [0,1] in sRGB (a photo with another profile is converted: composites mix photos) and mask
+    float32 [0,1] of the same size (the mask is resized if it is not)."""
+    from harmcli.io.colour import as_srgb
     from harmcli.io.images import read_image, read_mask
 
     loaded = read_image(image_path)
     scale = 255.0 if loaded.bit_depth == 8 else 65535.0
-    rgb = loaded.rgb.astype(np.float32) / scale
+    rgb = as_srgb(loaded.rgb, loaded.metadata.icc, str(image_path)).astype(np.float32) / scale
     mask = read_mask(mask_path)
     if mask.shape != rgb.shape[:2]:
         mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -41,8 +41,12 @@ Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) RGB uint8/uint16, upright; alpha is ignored (the mask file says what the foreground is)."""
-    return read_image(path).rgb
+    """(H, W, 3) RGB uint8/uint16 in sRGB (a file with another profile is converted, so that a pair's files and
+    every dataset are scored in one space), upright; alpha is ignored (the mask file says what the foreground is)."""
+    from harmcli.io.colour import as_srgb
+
+    loaded = read_image(path)
+    return as_srgb(loaded.rgb, loaded.metadata.icc, str(path))
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

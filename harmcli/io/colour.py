@@ -233,3 +233,22 @@ def _matrix_model(src: bytes, dst: bytes) -> _MatrixModel | None:
     except (ValueError, struct.error, np.linalg.LinAlgError):
         return None
     return _MatrixModel(forward, matrix, inverse)
+
+
+def as_srgb(rgb: np.ndarray, icc: bytes | None, where: str) -> np.ndarray:
+    """``rgb`` in sRGB: converted from its profile ``icc`` when that is another space, else returned as is.
+
+    For tools that mix pictures from different files into one dataset (``make-composites``, ``eval``): a photo
+    in Adobe RGB pasted next to an sRGB one, or scored against it, would otherwise be off by its profile.
+
+    Raises:
+        ImageReadError: a profile that cannot be used, naming ``where``.
+    """
+    from harmcli.errors import ImageReadError
+
+    if same_space(icc, None):
+        return rgb
+    try:
+        return convert(rgb, icc, None)[0]
+    except ProfileError as exc:
+        raise ImageReadError(f"{where}: its colour profile cannot be used ({exc})") from None

@@ -192,3 +192,26 @@ def test_random_retouch_changes_image_within_range(rng):
     assert edited.shape == photo.shape and edited.dtype == np.float32
     assert 0 <= edited.min() and edited.max() <= 1
     assert np.abs(edited - photo).mean() > 0.005
+
+
+def test_photos_with_another_colour_profile_are_brought_into_srgb(tmp_path):
+    from harmcli.data.composites import load_photo
+    from harmcli.io.colour import convert
+    from harmcli.io.images import write_image
+    from harmcli.io.metadata import ImageMetadata
+
+    from tests.io.icc import ADOBE_RGB, build_rgb_profile
+
+    adobe = build_rgb_profile("Adobe RGB (test)", **ADOBE_RGB)
+    srgb = np.zeros((20, 24, 3), np.uint8)
+    srgb[:] = (40, 160, 90)
+    write_image(tmp_path / "plain.png", srgb)
+    encoded, _ = convert(srgb, None, adobe)
+    write_image(tmp_path / "adobe.png", encoded, metadata=ImageMetadata(icc=adobe))
+    mask = np.full((20, 24), 255, np.uint8)
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    plain, _ = load_photo(tmp_path / "plain.png", tmp_path / "mask.png")
+    tagged, _ = load_photo(tmp_path / "adobe.png", tmp_path / "mask.png")
+    assert np.abs(plain - srgb / 255.0).max() < 1e-6  # untagged: sRGB already, untouched
+    assert np.abs(encoded / 255.0 - srgb / 255.0).max() > 0.05  # the file's numbers differ...
+    assert np.abs(tagged - plain).max() <= 2 / 255  # ...its colours do not

@@ -66,3 +66,25 @@ def test_grid_collector_keeps_worst_and_best(tmp_path):
     assert [name for _, name, _ in collector.best] == ["i1", "i4"]
     picture = collector.render()
     assert picture.dtype == np.uint8 and picture.shape[2] == 3 and picture.shape[0] > 4 * 192
+
+
+def test_files_with_another_colour_profile_are_scored_in_srgb(tmp_path):
+    """A ground truth saved in Adobe RGB shows the same colours as the sRGB composite: identity scores ~0."""
+    from harmcli.io.colour import convert
+    from harmcli.io.images import write_image
+    from harmcli.io.metadata import ImageMetadata
+
+    from tests.io.icc import ADOBE_RGB, build_rgb_profile
+
+    adobe = build_rgb_profile("Adobe RGB (test)", **ADOBE_RGB)
+    root = _plain(tmp_path / "d")
+    for name in ("a", "b"):
+        same = cv2.imread(str(root / "composites" / f"{name}.png"))[..., ::-1]
+        encoded, _ = convert(np.ascontiguousarray(same), None, adobe)
+        assert np.abs(encoded.astype(int) - same).mean() > 5  # other numbers for the same colours
+        write_image(root / "gt" / f"{name}.png", encoded, metadata=ImageMetadata(icc=adobe))
+    loaded = load_item(discover(root)[0])
+    # Back in sRGB within the rounding of an 8-bit Adobe RGB file (coarser steps: a wider gamut in 256 levels).
+    assert np.abs(loaded.target.astype(int) - loaded.composite).mean() < 0.6
+    result = evaluate(discover(root), build_methods(["identity"]))
+    assert result.summary["identity"]["fMSE"] < 1.0
