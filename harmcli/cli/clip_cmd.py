@@ -42,6 +42,7 @@ def run_clip(
     fps: str | None, report: Path | None, ext: str | None, jpeg_quality: int, existing: str, max_pixels: int,
     params: Path | None, weights: Path | None, device: str, threads: int | None, strength: float,
     shading_strength: float, save_params: Path | None, quiet: bool, backend: str = "auto", flip_average: bool = True,
+    strip_metadata: bool = False,
 ) -> None:
     from harmcli.clip.run import DEFAULT_TEMPORAL, existing_outputs, harmonize_clip, plan_clip_output
     from harmcli.clip.sources import ClipInputs
@@ -66,6 +67,7 @@ def run_clip(
     if report is not None and report.suffix.lower() != ".json":
         raise UsageError(f"--report {report}: the report is a .json file")
     out.overwrite = existing == "overwrite"
+    out.strip_metadata = strip_metadata
     found = existing_outputs(inputs, out)
     if found:
         if existing == "skip":

@@ -358,7 +358,7 @@ def harmonize_command(
             crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
             max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
             shading_strength=shading_strength, save_params=save_params, quiet=quiet, backend=backend,
-            flip_average=not no_flip_average,
+            flip_average=not no_flip_average, strip_metadata=strip_metadata,
         )
         return
     spec.check_exists()

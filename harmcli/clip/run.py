@@ -65,6 +65,7 @@ class ClipOutput:
     ext: str | None = None  # frames: None = the input frames' own extension (or .png)
     jpeg_quality: int = 95
     overwrite: bool = False  # replace existing files; otherwise a file that appears meanwhile is an error
+    strip_metadata: bool = False  # frames written to a folder: keep none of the input frames' metadata
 
 
 @dataclass
@@ -518,7 +519,9 @@ def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_pro
         else:
             name = f"{frame.index + 1:06d}{output.ext or '.png'}"
         bit_depth = 16 if image.dtype == np.uint16 else 8
-        write_image(temp / name, image, bit_depth=bit_depth, jpeg_quality=output.jpeg_quality, alpha=frame.alpha)
+        metadata = None if output.strip_metadata else frame.metadata
+        write_image(temp / name, image, bit_depth=bit_depth, jpeg_quality=output.jpeg_quality, alpha=frame.alpha,
+                    metadata=metadata)
         names.append(name)
 
     try:

@@ -20,6 +20,7 @@ import numpy as np
 from harmcli.batch import ALL_FOREGROUND, InputSpec, list_images
 from harmcli.errors import ImageReadError, InputMismatchError, UsageError
 from harmcli.io.images import READ_EXTENSIONS
+from harmcli.io.metadata import ImageMetadata
 from harmcli.io.video import VideoInfo, VideoReader, is_video_input, probe
 
 # Codecs whose mask values survive exactly; a mask in anything else carries compression noise.
@@ -136,6 +137,9 @@ class Frame:
     mask: np.ndarray
     alpha: np.ndarray | None
     name: str  # for messages: which file (and frame) it came from
+    # What an output frame inherits (profile, EXIF, resolution, XMP): the composite's, or with FG BG the
+    # background's, as for images; None for video frames, which carry none.
+    metadata: ImageMetadata | None = None
 
 
 def is_clip(inputs: list[Path], mask: Path | None, sequence: bool) -> bool:
@@ -300,7 +304,8 @@ class ClipInputs:
                     raise InputMismatchError(
                         f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
                     )
-                yield Frame(index, pts, composite, background, mask, alpha, name)
+                carrier = primary if form == "composite" else values["background"][0]
+                yield Frame(index, pts, composite, background, mask, alpha, name, getattr(carrier, "metadata", None))
                 index += 1
         finally:
             for it in iterators.values():

@@ -256,3 +256,31 @@ def test_a_damaged_video_is_one_line(run, tmp_path, clip_files, identity_weights
     result = run("harmonize", cut, "-m", mask, "-o", tmp_path / "o.mp4", "--weights", identity_weights)
     assert_one_error(result, 1, "cut.mp4")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_sequence_frames_keep_their_metadata_unless_stripped(run, tmp_path, identity_weights):
+    from PIL import Image
+
+    from tests.io.icc import ADOBE_RGB, build_rgb_profile
+
+    adobe = build_rgb_profile("Adobe RGB (test)", **ADOBE_RGB)
+    comps, _, masks = make_clip(4)
+    (tmp_path / "frames").mkdir()
+    for i, (c, m) in enumerate(zip(comps, masks)):
+        exif = Image.Exif()
+        exif[271] = f"Camera {i}"  # each frame its own, so the test sees which input each output came from
+        Image.fromarray(c).save(tmp_path / "frames" / f"f{i:03d}.png", icc_profile=adobe, exif=exif, dpi=(240, 240))
+        write_image(tmp_path / "masks" / f"m{i:03d}.png", m)
+    for extra, kept in (((), True), (("--strip-metadata",), False)):
+        out = tmp_path / ("kept" if kept else "stripped")
+        result = run("harmonize", tmp_path / "frames", "-m", tmp_path / "masks", "--sequence", "-o", out,
+                     "--weights", identity_weights, *extra)
+        assert result.code == 0, result.err
+        for i in range(4):
+            with Image.open(out / f"f{i:03d}.png") as im:
+                got = (im.info.get("icc_profile"), im.getexif().get(271), im.info.get("dpi"))
+            if kept:
+                assert got[0] == adobe and got[1] == f"Camera {i}"
+                assert tuple(float(v) for v in got[2]) == pytest.approx((240, 240), abs=0.01)
+            else:
+                assert got == (None, None, None)
