@@ -80,6 +80,39 @@ def save_weights(model: HarmonizationNet, path: str | Path, *, info: dict | None
     return path
 
 
+def average_weights(paths: list[str | Path], output: str | Path, *, info: dict | None = None) -> Path:
+    """Write the uniform average of several weights files of one model (a "model soup", Wortsman et al. 2022).
+
+    Runs fine-tuned from one starting file stay in one basin of the loss, so the mean of their weights is a
+    model too, often better than each: two runs that traded corrections against changes to coherent photos
+    differently averaged to one that beat both on corrections (weights/README.md). Floating-point tensors
+    (weights and batch-norm statistics) are averaged in float32; integer buffers are the first file's. The
+    output's ``info`` records the sources' names and steps, plus ``info``.
+
+    Raises:
+        WeightsError: fewer than two files, or files of different models.
+    """
+    import torch
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise WeightsError("averaging needs two or more weights files")
+    metas = [read_metadata(p) for p in paths]
+    if any(m["config"] != metas[0]["config"] for m in metas[1:]):
+        raise WeightsError("the weights files describe different models; only one model's files can be averaged")
+    models = [load_weights(p) for p in paths]
+    states = [m.state_dict() for m in models]
+    merged = {}
+    for name, value in states[0].items():
+        if value.is_floating_point():
+            merged[name] = torch.stack([s[name].float() for s in states]).mean(0).to(value.dtype)
+        else:
+            merged[name] = value
+    models[0].load_state_dict(merged)
+    members = [{"file": p.name, "step": m["info"].get("step"), "recipe": m["info"].get("recipe")} for p, m in zip(paths, metas)]
+    return save_weights(models[0], output, info={"average_of": members, **(info or {})})
+
+
 def read_metadata(path: str | Path) -> dict:
     """The header metadata of a weights file, with ``config`` and ``info`` decoded."""
     from safetensors import safe_open

@@ -52,3 +52,31 @@ def test_tensors_that_do_not_match_the_model(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(WeightsError, match="does not match"):
         load_weights(path)
+
+
+def test_average_of_weights_files_is_the_mean_of_each_tensor(tmp_path):
+    from harmcli.weights import average_weights
+
+    torch.manual_seed(0)
+    models = [create_model("lite", low_res=64) for _ in range(3)]
+    for i, model in enumerate(models):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.1 * (i + 1))
+    paths = [save_weights(m, tmp_path / f"m{i}.safetensors", info={"step": 100 * (i + 1)}) for i, m in enumerate(models)]
+    out = average_weights(paths, tmp_path / "avg.safetensors", info={"note": "test"})
+    averaged = load_weights(out).state_dict()
+    loaded = [load_weights(p).state_dict() for p in paths]
+    for name, value in averaged.items():
+        if value.is_floating_point():
+            expected = sum(s[name] for s in loaded) / 3
+            # each file is fp16: the mean is rounded to fp16 once more
+            assert torch.allclose(value, expected, atol=2e-3, rtol=1e-3), name
+    info = read_metadata(out)["info"]
+    assert [m["step"] for m in info["average_of"]] == [100, 200, 300] and info["note"] == "test"
+
+    with pytest.raises(WeightsError, match="two or more"):
+        average_weights(paths[:1], tmp_path / "one.safetensors")
+    other = save_weights(create_model("lite", low_res=32), tmp_path / "other.safetensors")
+    with pytest.raises(WeightsError, match="different models"):
+        average_weights([paths[0], other], tmp_path / "mixed.safetensors")
