@@ -285,9 +285,9 @@ class VideoReader:
         fmt = frame.format.name
         if self.mode == "gray" and _has_alpha(frame.format):
             return np.ascontiguousarray(frame.to_ndarray(format="rgba")[..., 3])
-        target = {"rgb": "rgb24", "rgba": "rgba", "gray": "gray"}[self.mode]
-        if self.mode != "gray" and _bits(frame.format) > 8:
-            target = {"rgb": "rgb48le", "rgba": "rgba64le"}[self.mode]  # keep the source's extra bits
+        deep = self.mode != "gray" and _bits(frame.format) > 8  # keep the source's extra bits
+        formats = {"rgb": "rgb48le", "rgba": "rgba64le"} if deep else {"rgb": "rgb24", "rgba": "rgba", "gray": "gray"}
+        target = formats[self.mode]
         if fmt == target:
             return frame.to_ndarray()
         full_range = int(frame.color_range) == 2 or fmt.startswith("yuvj")
@@ -304,7 +304,7 @@ class VideoReader:
         src_range = frame.color_range if int(frame.color_range) in (1, 2) else None
         converted = frame.reformat(
             format=target, src_color_range=src_range, dst_color_range=2 if src_range else None,
-            interpolation=_exact(deep=target.endswith("le")),
+            interpolation=_exact(deep),
         )
         return converted.to_ndarray()
 
