@@ -27,6 +27,9 @@ Why it is built this way:
   4:2:0 for H.264 and HEVC, as FFmpeg picks for such input; 16-bit RGB for FFV1 and PNG; ProRes is 10-bit
   anyway); VP9 and lossless H.264 RGB here are 8-bit only, and the writer says so. 8-bit sources are read and
   written exactly as before. Masks stay 8-bit.
+* **Frames come upright.** Phones store a portrait clip as landscape frames plus a display matrix that says
+  "turn this a quarter"; the reader applies it (as the ``ffmpeg`` command does by default), so masks and
+  foregrounds line up with the picture people see, and the output is written upright, with no matrix.
 * **Decoding uses FFmpeg's frame threads** (``thread_type = AUTO``): several frames decode at once, which
   the two-pass video loop needs since it decodes every input twice.
 """
@@ -34,6 +37,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -152,6 +156,52 @@ def check_frame_size(codec: Codec, width: int, height: int, output: Path) -> Non
 
 
 @dataclass(frozen=True)
+class Orientation:
+    """How a stored frame is turned to be shown: ``quarter_turns`` counter-clockwise (``np.rot90``'s ``k``),
+    then mirrored left-right when ``mirrored``. Every display matrix made of quarter turns and flips is one of
+    these eight (a vertical flip is a half turn and a mirror)."""
+
+    quarter_turns: int = 0
+    mirrored: bool = False
+
+    @property
+    def upright(self) -> bool:
+        return self.quarter_turns == 0 and not self.mirrored
+
+    @property
+    def swaps_sides(self) -> bool:
+        return self.quarter_turns % 2 == 1
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        if self.upright:
+            return frame
+        turned = np.rot90(frame, self.quarter_turns)
+        return np.ascontiguousarray(turned[:, ::-1] if self.mirrored else turned)
+
+    @classmethod
+    def from_display_matrix(cls, matrix) -> "Orientation":
+        """From FFmpeg's 3x3 display matrix (nine int32, 16.16 fixed point, row-major). Its top-left 2x2 is a
+        rotation, with its first column negated when the picture is mirrored (a negative determinant); angles
+        between quarter turns are rounded to the nearest one."""
+        a, b, c, d = (float(matrix[i]) for i in (0, 1, 3, 4))
+        mirrored = a * d - b * c < 0
+        if mirrored:
+            a, c = -a, -c
+        if a == 0 and c == 0:
+            return cls()
+        turns = round(math.degrees(math.atan2(c, a)) / 90) % 4
+        return cls(turns, mirrored)
+
+
+def _orientation(frame) -> Orientation:
+    av = _av()
+    for side_data in frame.side_data:
+        if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            return Orientation.from_display_matrix(np.frombuffer(bytes(side_data), np.int32)[:9])
+    return Orientation()
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What a video file's first video stream says about itself."""
 
@@ -164,6 +214,7 @@ class VideoInfo:
     has_alpha: bool
     has_audio: bool
     codec: str
+    orientation: Orientation = Orientation()  # width and height above are as shown, after it
 
     @property
     def size_text(self) -> str:
@@ -216,6 +267,7 @@ def _reason(exc: BaseException) -> str:
 def probe(path: str | Path) -> VideoInfo:
     """Read a video's header (no frames decoded). Raises ImageReadError naming the file."""
     path = Path(path)
+    av = _av()
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -224,10 +276,15 @@ def probe(path: str | Path) -> VideoInfo:
         if not rate or not ctx.width:
             raise ImageReadError(f"cannot read video '{path}': no frame size or frame rate in the file")
         has_alpha = ctx.format is not None and _has_alpha(ctx.format)
+        # The display matrix reaches us on decoded frames only (PyAV shows no stream side data): decode one.
+        orientation = Orientation()
+        with contextlib.suppress(av.FFmpegError, StopIteration):
+            orientation = _orientation(next(container.decode(stream)))
+        width, height = (ctx.height, ctx.width) if orientation.swaps_sides else (ctx.width, ctx.height)
         return VideoInfo(
-            path=path, width=ctx.width, height=ctx.height, rate=Fraction(rate), time_base=Fraction(stream.time_base),
+            path=path, width=width, height=height, rate=Fraction(rate), time_base=Fraction(stream.time_base),
             frames=stream.frames or None, has_alpha=bool(has_alpha), has_audio=bool(container.streams.audio),
-            codec=ctx.name,
+            codec=ctx.name, orientation=orientation,
         )
     finally:
         container.close()
@@ -252,8 +309,8 @@ class VideoReader:
 
     ``mode``: ``rgb`` (H, W, 3), ``rgba`` (H, W, 4) or ``gray`` (H, W) (a mask video: its luma, or its alpha
     when it has one). RGB and RGBA frames are uint16 (0..65535) when the source has more than 8 bits per
-    channel, uint8 otherwise; gray is always uint8. Iterating yields ``(array, pts)``; :attr:`color` is the first
-    frame's colour tagging.
+    channel, uint8 otherwise; gray is always uint8. Frames are turned as the file's display matrix says (see
+    :class:`Orientation`). Iterating yields ``(array, pts)``; :attr:`color` is the first frame's colour tagging.
     """
 
     def __init__(self, path: str | Path, mode: str = "rgb"):
@@ -275,7 +332,7 @@ class VideoReader:
                     self.color = ColorInfo(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
                                            int(frame.color_trc))
                     first = False
-                yield self._convert(frame), frame.pts
+                yield self.info.orientation.apply(self._convert(frame)), frame.pts
         except av.FFmpegError as exc:
             raise ImageReadError(f"cannot read video '{self.path}': {_reason(exc)}") from None
         finally:

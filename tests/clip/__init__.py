@@ -43,8 +43,10 @@ def make_clip(n: int = 16, *, seed: int = 0, step_at: int | None = None, noise: 
     return composites, backgrounds, masks
 
 
-def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", audio: bool = False) -> Path:
-    """Write uint8 RGB (H, W, 3), RGBA (H, W, 4) or gray (H, W) frames; ``codec`` ffv1 (lossless), h264, png."""
+def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", audio: bool = False,
+                display_rotation: tuple[int, bool, bool] | None = None) -> Path:
+    """Write uint8 RGB (H, W, 3), RGBA (H, W, 4) or gray (H, W) frames; ``codec`` ffv1 (lossless), h264, png.
+    ``display_rotation``: (degrees counter-clockwise, hflip, vflip) put in the display matrix, as a phone does."""
     import av
 
     path = Path(path)
@@ -62,6 +64,9 @@ def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", a
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], pix
         if codec == "prores":
             stream.options = {"profile": "4444"}
+        if display_rotation is not None:
+            degrees, hflip, vflip = display_rotation
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         sound = out.add_stream("aac", rate=48000) if audio else None
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
