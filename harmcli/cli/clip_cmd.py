@@ -60,7 +60,7 @@ def run_clip(
     spec.check_exists()
     inputs = ClipInputs(spec, sequence=sequence, max_pixels=max_pixels)
     if rate is not None and inputs.rate is not None:
-        raise UsageError(f"--fps is for frame folders; {inputs.primary.path} has its own rate")
+        raise UsageError(f"--fps is for frame folders; {inputs.timing.path} has its own rate")
     out = plan_clip_output(
         inputs, output, codec=codec, crf=crf, ext=ext, fps=rate, jpeg_quality=jpeg_quality, protect=(params, weights, report)
     )

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from harmcli.batch import same_file
-from harmcli.clip.sources import ClipInputs, Frame, FolderSource, VideoSource
+from harmcli.clip.sources import ClipInputs, Frame, FolderSource
 from harmcli.errors import ImageWriteError, InputMismatchError, UsageError
 from harmcli.io.video import Codec, check_frame_size, choose_codec, is_video
 from harmcli.ops.adjustment import DEFAULT_POINTS, Adjustment
@@ -465,10 +465,9 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
     from harmcli.io.images import atomic_write
     from harmcli.io.video import ColorInfo, VideoWriter
 
-    primary = inputs.primary
-    height, width = primary.size if primary.size else (None, None)
-    if isinstance(primary, VideoSource):
-        rate, time_base = primary.info.rate, primary.info.time_base
+    timing = inputs.timing
+    if timing is not None:
+        rate, time_base = timing.info.rate, timing.info.time_base
     else:
         rate = fps or SEQUENCE_RATE
         time_base = 1 / rate
@@ -480,7 +479,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
 
         def write(frame: Frame, image: np.ndarray) -> None:
             if "writer" not in state:
-                color = primary.color if isinstance(primary, VideoSource) and primary.color else ColorInfo()
+                color = timing.color if timing is not None and timing.color else ColorInfo()
                 state["writer"] = VideoWriter(
                     fh, output.path, width=image.shape[1], height=image.shape[0], rate=rate, time_base=time_base,
                     codec=output.codec, crf=output.crf, color=color, audio_from=inputs.audio_source(),
@@ -610,6 +609,7 @@ def harmonize_clip(
         else:
             result.frames = _write_frames(inputs, output, adjustment_for, on_progress, times)
         result.write_s = time.perf_counter() - started
+    result.notes.extend(inputs.colour_notes)
     result.second_decode_s = times.get("second_read", 0.0) if fixed is None else 0.0
     result.read_s = times.get("read", 0.0)
     result.network_s, result.apply_s, result.encode_s = (times.get(k, 0.0) for k in ("network", "apply", "encode"))

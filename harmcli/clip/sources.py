@@ -153,6 +153,9 @@ class ClipInputs:
     def __init__(self, spec: InputSpec, *, sequence: bool, max_pixels: int):
         self.spec = spec
         self.sources: dict[str, Source] = {}
+        # Said once however many frames (and passes) they concern: an ordered set.
+        self._colour_notes: dict[str, None] = {}
+        self._same_space: dict[tuple[bytes | None, bytes | None], bool] = {}
         for role, path in spec.roles():
             if is_video_input(path, READ_EXTENSIONS):
                 if not path.is_file():
@@ -206,8 +209,16 @@ class ClipInputs:
                 raise InputMismatchError(_count_message(counted[0], counted[0].count, s, s.count))
 
     @property
+    def timing(self) -> "VideoSource | None":
+        """The video whose frame rate, timestamps and colour tagging the output takes: the composite or
+        foreground when it is a video, else the first other input that is (a frame folder pasted over a
+        background video runs at the video's rate)."""
+        videos = [s for s in self.sources.values() if isinstance(s, VideoSource)]
+        return self.primary if isinstance(self.primary, VideoSource) else (videos[0] if videos else None)
+
+    @property
     def rate(self) -> Fraction | None:
-        return self.primary.rate
+        return self.timing.rate if self.timing is not None else self.primary.rate
 
     @property
     def count(self) -> int | None:
@@ -239,6 +250,39 @@ class ClipInputs:
                 return s.path
         return None
 
+    @property
+    def colour_notes(self) -> list[str]:
+        """What was converted between colour spaces (or could not be), once each."""
+        return list(self._colour_notes)
+
+    def _in_background_space(self, fg: np.ndarray, fg_value, bg_value) -> np.ndarray:
+        """A foreground frame in the background's colour space (the output's), as for images: a frame of a
+        folder or a still carries its own profile; a video frame none (taken as sRGB, which Rec. 709 video
+        shares its primaries with)."""
+        from harmcli.io import colour
+
+        source = getattr(getattr(fg_value, "metadata", None), "icc", None)
+        target = getattr(getattr(bg_value, "metadata", None), "icc", None)
+        key = (source, target)
+        if key not in self._same_space:
+            self._same_space[key] = colour.same_space(source, target)
+        if self._same_space[key]:
+            return fg
+        try:
+            converted, narrowed = colour.convert(fg, source, target)
+        except colour.ProfileError as exc:
+            self._colour_notes[
+                f"{self.primary.path}: not converted into the background's colour space: its profile or the "
+                f"background's cannot be used ({exc}); pasted as it is"
+            ] = None
+            return fg
+        note = (
+            f"{self.primary.path}: converted the foreground from {colour.profile_name(source)!r} into the "
+            f"background's colour space ({colour.profile_name(target)!r})"
+        )
+        self._colour_notes[note + (" at 8-bit precision (LUT-based profiles)" if narrowed else "")] = None
+        return converted
+
     def frames(self) -> Iterator[Frame]:
         """Every frame, in order; inputs that end early or run long raise InputMismatchError."""
         from harmcli.batch.reading import _over, _promote
@@ -268,6 +312,8 @@ class ClipInputs:
                     rest = sum(1 for _ in iterators[going[0]])  # only on this error: a few frames more to decode
                     raise InputMismatchError(_count_message(longer, index + 1 + rest, self.sources[ended[0]], index))
                 primary, pts = values[first]
+                if self.timing is not None and self.timing is not self.primary:
+                    pts = values[self.timing.role][1]
                 name = self.primary.where(index)
                 size = _rgb_of(primary).shape[:2]
                 for role in roles:
@@ -296,6 +342,7 @@ class ClipInputs:
                     else:
                         mask = values["mask"][0]
                         mask_name = self.sources["mask"].where(index)
+                    fg = self._in_background_space(fg, primary, values["background"][0])
                     dtype = np.promote_types(fg.dtype, back.dtype)
                     fg, background = _promote(fg, dtype), _promote(back, dtype)
                     composite = make_composite(fg, background, mask)

@@ -284,3 +284,49 @@ def test_sequence_frames_keep_their_metadata_unless_stripped(run, tmp_path, iden
                 assert tuple(float(v) for v in got[2]) == pytest.approx((240, 240), abs=0.01)
             else:
                 assert got == (None, None, None)
+
+
+def test_a_foreground_sequence_is_pasted_in_the_background_clips_colour_space(run, tmp_path, identity_weights):
+    from PIL import Image
+
+    from harmcli.io import colour
+    from harmcli.io.video import VideoReader
+    from tests.io.icc import ADOBE_RGB, build_rgb_profile
+
+    adobe = build_rgb_profile("Adobe RGB (test)", **ADOBE_RGB)
+    comps, backs, masks = make_clip(4)
+    (tmp_path / "fg").mkdir()
+    for i, (c, m) in enumerate(zip(comps, masks)):
+        Image.fromarray(c).save(tmp_path / "fg" / f"f{i:03d}.png", icc_profile=adobe)  # the same numbers, in Adobe RGB
+        write_image(tmp_path / "masks" / f"m{i:03d}.png", m)
+    plate = write_video(tmp_path / "plate.mkv", backs)  # video: sRGB
+    out = tmp_path / "out.mkv"
+    result = run("harmonize", tmp_path / "fg", plate, tmp_path / "masks", "--sequence", "-o", out, "--codec", "ffv1",
+                 "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert result.err.count("converted the foreground from 'Adobe RGB (test)'") == 1  # said once, not per frame
+    from harmcli.io.video import probe
+
+    assert probe(out).rate == probe(plate).rate == 12  # a frame folder over a video runs at the video's rate
+    again = run("harmonize", tmp_path / "fg", plate, tmp_path / "masks", "--sequence", "-o", tmp_path / "o2.mkv",
+                "--fps", "25", "--weights", identity_weights)
+    assert_one_error(again, 2, "plate.mkv has its own rate")
+    for (got, _), c, m in zip(VideoReader(out), comps, masks):
+        want = colour.convert(c, adobe, None)[0]
+        assert np.abs(want[m == 255].astype(int) - c[m == 255]).mean() > 3  # the conversion matters here
+        assert np.abs(got[m == 255].astype(int) - want[m == 255]).max() <= 1
+
+    # A video foreground (sRGB) over an Adobe RGB still: into the still's space, and the frames keep its profile.
+    still = tmp_path / "plate.png"
+    Image.fromarray(backs[0]).save(still, icc_profile=adobe)
+    fg_video = write_video(tmp_path / "fg.mkv", comps)
+    frames_out = tmp_path / "frames_out"
+    result = run("harmonize", fg_video, still, tmp_path / "masks", "--sequence", "-o", frames_out,
+                 "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert "into the background's colour space ('Adobe RGB (test)')" in result.err
+    with Image.open(sorted(frames_out.iterdir())[1]) as im:
+        got, icc = np.asarray(im.convert("RGB")), im.info.get("icc_profile")
+    want = colour.convert(comps[1], None, adobe)[0]
+    assert icc == adobe
+    assert np.abs(got[masks[1] == 255].astype(int) - want[masks[1] == 255]).max() <= 1
