@@ -65,7 +65,7 @@ class ClipOutput:
     ext: str | None = None  # frames: None = the input frames' own extension (or .png)
     jpeg_quality: int = 95
     overwrite: bool = False  # replace existing files; otherwise a file that appears meanwhile is an error
-    strip_metadata: bool = False  # frames written to a folder: keep none of the input frames' metadata
+    strip_metadata: bool = False  # keep none of the inputs' metadata (frames' profiles, EXIF, ...; a video's tags)
 
 
 @dataclass
@@ -463,7 +463,7 @@ def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | 
 
 def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, adjustment_for, on_progress, times, notes):
     from harmcli.io.images import atomic_write
-    from harmcli.io.video import ColorInfo, VideoWriter
+    from harmcli.io.video import ColorInfo, VideoWriter, container_tags
 
     timing = inputs.timing
     if timing is not None:
@@ -471,6 +471,8 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
     else:
         rate = fps or SEQUENCE_RATE
         time_base = 1 / rate
+    tags_from = None if output.strip_metadata else inputs.tags_source()
+    tags = container_tags(tags_from) if tags_from is not None else {}
     count = 0
 
     def encode(fh) -> None:
@@ -484,6 +486,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     fh, output.path, width=image.shape[1], height=image.shape[0], rate=rate, time_base=time_base,
                     codec=output.codec, crf=output.crf, color=color, audio_from=inputs.audio_source(),
                     deep=image.dtype == np.uint16,  # a 10/12-bit video or 16-bit frames: keep the bits
+                    tags=tags,
                 )
             pts = frame.pts if frame.pts is not None else frame.index
             state["writer"].write(image, pts)

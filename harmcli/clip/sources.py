@@ -242,6 +242,13 @@ class ClipInputs:
             return [f"{mask.path} ({mask.info.codec})"]
         return []
 
+    def tags_source(self) -> Path | None:
+        """The video whose container metadata the output carries, as an image output inherits its input's: the
+        composite's, or with a foreground and a background the background's (None when that is not a video)."""
+        role = "composite" if self.spec.form == "composite" else "background"
+        source = self.sources.get(role)
+        return source.path if isinstance(source, VideoSource) else None
+
     def audio_source(self) -> Path | None:
         """The first video input with sound: the composite/foreground, then the background."""
         for role in ("composite", "foreground", "background"):

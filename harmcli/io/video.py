@@ -30,6 +30,8 @@ Why it is built this way:
 * **Frames come upright.** Phones store a portrait clip as landscape frames plus a display matrix that says
   "turn this a quarter"; the reader applies it (as the ``ffmpeg`` command does by default), so masks and
   foregrounds line up with the picture people see, and the output is written upright, with no matrix.
+* **Container metadata is carried** (creation time, location, title, ...): what the output format has a place
+  for; the muxer's own tags (brands, encoder) are its own.
 * **Decoding uses FFmpeg's frame threads** (``thread_type = AUTO``): several frames decode at once, which
   the two-pass video loop needs since it decodes every input twice.
 """
@@ -372,6 +374,26 @@ class VideoReader:
             self._container = None
 
 
+# Tags a muxer writes for itself (brands, the writing library); copying them would claim the wrong file type or
+# tool. "-eng" and other language-suffixed duplicates are FFmpeg's reading of a tag it also gives plainly.
+_MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder", "software", "handler_name")
+
+
+def container_tags(path: str | Path) -> dict[str, str]:
+    """A video file's own metadata (title, creation time, location, comment, ...), without what the muxer writes;
+    for an output to carry (formats keep what they have a place for). Empty when the file cannot be read."""
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            tags = dict(container.metadata)
+    except (av.FFmpegError, OSError):
+        return {}
+    return {
+        key: value for key, value in tags.items()
+        if key.lower() not in _MUXER_TAGS and not (len(key) > 4 and key[-4] == "-" and key[:-4] in tags)
+    }
+
+
 # --------------------------------------------------------------------------------------------------- writing
 
 
@@ -383,7 +405,8 @@ class VideoWriter:
     where it has one (otherwise 8 bits, and :attr:`notes` says so).
 
     Frames keep the pts they are given, in ``time_base``; ``audio_from`` names a file whose first audio stream
-    is copied in (re-encoded only when the container cannot hold it). Use as a context manager or call
+    is copied in (re-encoded only when the container cannot hold it); ``tags``, the container's metadata (see
+    :func:`container_tags`). Use as a context manager or call
     :meth:`close`; an exception inside the ``with`` abandons the file (the caller removes it).
     """
 
@@ -402,6 +425,7 @@ class VideoWriter:
         audio_from: Path | None = None,
         threads: int = 0,
         deep: bool = False,
+        tags: dict[str, str] | None = None,
     ):
         av = _av()
         self.output = Path(output)
@@ -416,6 +440,7 @@ class VideoWriter:
         elif deep and codec.deep_note and self.pix_fmt != codec.pix_fmt:
             self.notes.append(codec.deep_note)
         self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
+        self.container.metadata.update(tags or {})
         stream = self.container.add_stream(codec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
         stream.time_base = time_base

@@ -44,9 +44,10 @@ def make_clip(n: int = 16, *, seed: int = 0, step_at: int | None = None, noise: 
 
 
 def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", audio: bool = False,
-                display_rotation: tuple[int, bool, bool] | None = None) -> Path:
+                display_rotation: tuple[int, bool, bool] | None = None, tags: dict[str, str] | None = None) -> Path:
     """Write uint8 RGB (H, W, 3), RGBA (H, W, 4) or gray (H, W) frames; ``codec`` ffv1 (lossless), h264, png.
-    ``display_rotation``: (degrees counter-clockwise, hflip, vflip) put in the display matrix, as a phone does."""
+    ``display_rotation``: (degrees counter-clockwise, hflip, vflip) put in the display matrix, as a phone does;
+    ``tags``: the container's metadata."""
     import av
 
     path = Path(path)
@@ -60,6 +61,7 @@ def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", a
         ("prores", "rgba"): ("prores_ks", "yuva444p10le"),
     }[(codec, fmt)]
     with av.open(str(path), "w") as out:
+        out.metadata.update(tags or {})
         stream = out.add_stream(encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], pix
         if codec == "prores":

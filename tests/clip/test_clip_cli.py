@@ -330,3 +330,36 @@ def test_a_foreground_sequence_is_pasted_in_the_background_clips_colour_space(ru
     want = colour.convert(comps[1], None, adobe)[0]
     assert icc == adobe
     assert np.abs(got[masks[1] == 255].astype(int) - want[masks[1] == 255]).max() <= 1
+
+
+def test_a_videos_own_metadata_reaches_the_output_unless_stripped(run, tmp_path, identity_weights):
+    import av
+
+    tags = {"creation_time": "2026-05-01T10:00:00.000000Z", "location": "+48.8577+002.2950/", "title": "Paris"}
+    comps, backs, masks = make_clip(4)
+    clip = write_video(tmp_path / "clip.mp4", comps, codec="h264", tags=tags)
+    mask = write_video(tmp_path / "mask.mkv", masks)
+
+    def tags_of(path):
+        with av.open(str(path)) as container:
+            return dict(container.metadata)
+
+    for ext in (".mp4", ".mov", ".mkv"):
+        out = tmp_path / f"out{ext}"
+        result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)
+        assert result.code == 0, result.err
+        got = tags_of(out)
+        assert {k: got.get(k, got.get(k.upper())) for k in tags} == tags, (ext, got)
+        assert got.get("encoder", got.get("ENCODER", "")).startswith("Lavf")  # the muxer's own, not copied
+    out = tmp_path / "stripped.mp4"
+    result = run("harmonize", clip, "-m", mask, "-o", out, "--strip-metadata", "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert not set(tags) & set(tags_of(out))
+
+    # A foreground over a background video: the background's, as an image output inherits the background's.
+    plate = write_video(tmp_path / "plate.mkv", backs, tags={"title": "the plate"})
+    fg = write_video(tmp_path / "fg.mkv", comps, tags={"title": "the subject"})
+    out = tmp_path / "fgbg.mkv"
+    result = run("harmonize", fg, plate, mask, "-o", out, "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert tags_of(out)["title"] == "the plate"
