@@ -2,7 +2,8 @@
 
 Formats: PNG, JPEG, TIFF, WebP (when this OpenCV build has it) and BMP. PNG and TIFF hold 8 or 16 bits per
 channel; JPEG, WebP and BMP hold 8. TIFF goes through ``tifffile`` (16-bit, RGBA, grayscale, float); the other
-formats through OpenCV's in-memory codecs, so paths with any characters work on every platform.
+formats through OpenCV's in-memory codecs, so paths with any characters work on every platform. HEIF/HEIC (what
+phones save; 8 or 10 bits) goes through :mod:`harmcli.io.heif` (libheif), which also reads its metadata.
 
 Reading checks the header before decoding: the pixel count against ``max_pixels`` (a decompression-bomb guard)
 and, for JPEG and PNG, that the file is complete, because OpenCV silently decodes a truncated JPEG into a
@@ -35,6 +36,8 @@ import cv2
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, InputMismatchError, UsageError
+from harmcli.io import heif
+from harmcli.io.heif import HEIF_EXTENSIONS
 from harmcli.io.metadata import NO_METADATA, ImageMetadata, embed_metadata, finish_tiff, read_metadata, tiff_write_options
 from harmcli.io.native_log import decoder_messages, is_corruption, readable
 from harmcli.io.safe_write import atomic_write, check_not_protected
@@ -68,10 +71,13 @@ def _opencv_pixel_cap() -> int:
 _OPENCV_MAX_PIXELS = _opencv_pixel_cap()
 
 _HAVE_WEBP = bool(cv2.haveImageWriter("probe.webp"))
-READ_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff") + ((".webp",) if _HAVE_WEBP else ()) + (".bmp",)
+READ_EXTENSIONS: tuple[str, ...] = (
+    (".png", ".jpg", ".jpeg", ".tif", ".tiff") + ((".webp",) if _HAVE_WEBP else ()) + (".bmp",) + HEIF_EXTENSIONS
+)
 WRITE_EXTENSIONS: tuple[str, ...] = READ_EXTENSIONS
 
-_SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
+# Formats that keep more than 8 bits: 16 in PNG and TIFF, 10 in HEIF (its uint16 data is written 10-bit).
+_SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff") + HEIF_EXTENSIONS
 _TIFF_EXTENSIONS = (".tif", ".tiff")
 
 # OpenCV >= 4.10 decodes straight to RGB; older builds decode to BGR and we convert.
@@ -110,7 +116,7 @@ class LoadedImage:
 class _Header:
     """What the container says before any pixel is decoded."""
 
-    kind: str  # "png", "jpeg", "tiff", "webp", "bmp"
+    kind: str  # "png", "jpeg", "tiff", "webp", "bmp", "heif"
     width: int | None = None
     height: int | None = None
     orientation: int = 1
@@ -122,7 +128,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     """Read an image file as RGB (+ alpha) at its own bit depth, EXIF orientation applied.
 
     Args:
-        path: a PNG, JPEG, TIFF, WebP or BMP file (see ``READ_EXTENSIONS``). The content decides how it is
+        path: a PNG, JPEG, TIFF, WebP, BMP or HEIF/HEIC file (see ``READ_EXTENSIONS``). The content decides how it is
             decoded; the extension only has to be one of the supported ones.
         max_pixels: refuse images with more pixels than this (checked from the header before decoding).
 
@@ -137,7 +143,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     path = Path(path)
     notes: list[str] = []
     pixels, data, kind = _load_pixels(path, max_pixels, for_mask=False, notes=notes)
-    metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
+    if kind == "heif":
+        metadata = heif.read_metadata(path, data, notes)
+    else:
+        metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
     alpha = None
     if pixels.ndim == 2:
         rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
@@ -228,6 +237,11 @@ def _load_pixels(
         _check_pixels(path, header.width, header.height, max_pixels)
     if header.kind == "tiff":
         pixels, header.orientation = _decode_tiff(path, data, max_pixels, notes)
+    elif header.kind == "heif":
+        width, height = heif.size(path, data)  # the container's, before decoding
+        _check_pixels(path, width, height, max_pixels)
+        pixels, heif_notes = heif.decode(path, data)  # upright already: libheif applies the file's rotation
+        notes.extend(heif_notes)
     else:
         pixels = _decode_opencv(path, data, header.kind, for_mask)
         if header.frames > 1:
@@ -282,9 +296,11 @@ def _sniff(path: Path, data: bytes) -> _Header:
             return _parse_webp(data)
         if data.startswith(b"BM") and len(data) >= 26:
             return _parse_bmp(data)
+        if heif.is_heif(data):
+            return _Header("heif")
     except struct.error:
         return _Header("unknown", truncated="the header ends early")
-    raise ImageReadError(f"cannot read image '{path}': it is not an image (not PNG, JPEG, TIFF, WebP or BMP content)")
+    raise ImageReadError(f"cannot read image '{path}': it is not an image (not PNG, JPEG, TIFF, WebP, BMP or HEIF content)")
 
 
 def _parse_png(data: bytes) -> _Header:
@@ -608,7 +624,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def output_bit_depth_for(path: str | os.PathLike, bit_depth: int) -> int:
-    """The bit depth :func:`write_image` writes to ``path`` for data of ``bit_depth``: 16 only for PNG/TIFF."""
+    """The bit depth :func:`write_image` keeps for ``path`` for data of ``bit_depth``: 16 for PNG/TIFF, and for
+    HEIF, which stores the 16-bit data with 10 bits."""
     ext = _output_extension(Path(path))
     if bit_depth not in (8, 16):
         raise UsageError(f"bit depth must be 8 or 16, got {bit_depth}")
@@ -634,8 +651,8 @@ def write_image(
         bit_depth: 8 or 16; default: that of ``rgb`` (8 for float data). PNG and TIFF keep 16-bit; JPEG, WebP
             and BMP hold only 8 bits, so 16-bit data is rounded to 8 bits (v / 257, to nearest) for them —
             see :func:`output_bit_depth_for`. 8-bit data is never widened unless ``bit_depth=16`` is asked.
-        jpeg_quality: 1..100 for JPEG, and for WebP, where 100 means lossless.
-        alpha: (H, W) alpha channel, kept by PNG, TIFF, WebP and BMP; JPEG cannot store it and drops it.
+        jpeg_quality: 1..100 for JPEG, for HEIF, and for WebP, where 100 means lossless.
+        alpha: (H, W) alpha channel, kept by PNG, TIFF, WebP, BMP and HEIF; JPEG cannot store it and drops it.
             (WebP, even lossless, may discard the colour of fully transparent pixels.)
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
@@ -676,6 +693,9 @@ def write_image(
         metadata = replace(metadata, icc=None)
     if ext in _TIFF_EXTENSIONS:
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
+    if ext in HEIF_EXTENSIONS:
+        encoded = heif.encode(path, rgb, alpha, metadata, int(jpeg_quality))
+        return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
 
     if rgb.ndim == 2:
         bgr = rgb
