@@ -35,8 +35,9 @@ import numpy as np
 from harmcli.data.mismatch import random_illuminant, random_transfer
 from harmcli.data.retouch import dilate_mask, random_retouch
 from harmcli.errors import DatasetError, HarmcliError, UsageError
+from harmcli.io.images import READ_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+IMAGE_EXTENSIONS = READ_EXTENSIONS
 MODES = ("real", "retouch", "transfer", "illuminant", "pairs", "composites")
 # Modes that make supervised pairs by editing a photo: the edit's name is the sample's "kind" of mismatch.
 EDIT_MODES = ("retouch", "transfer", "illuminant", "pairs")

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harmcli.errors import DatasetError
+from harmcli.io.images import READ_EXTENSIONS
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+IMAGE_EXTENSIONS = frozenset(READ_EXTENSIONS)
 IHARMONY_DIRS = ("composite_images", "masks", "real_images")
 PLAIN_DIRS = ("composites", "masks", "gt")
 _SHOW = 5  # how many missing files an error message names

@@ -79,11 +79,25 @@ def target_style(composite_label: torch.Tensor, foreground_fraction: float) -> t
     return out
 
 
+def _read_other(path: Path, *, gray: bool) -> np.ndarray:
+    """What OpenCV cannot decode (HEIF photos in a dataset folder) through harmcli's own reader, as 8-bit."""
+    from harmcli.errors import ImageReadError
+    from harmcli.io.images import read_image
+
+    try:
+        loaded = read_image(path)
+    except ImageReadError as exc:
+        raise DatasetError(str(exc)) from None
+    rgb = loaded.rgb if loaded.rgb.dtype == np.uint8 else cv2.convertScaleAbs(loaded.rgb, alpha=1.0 / 257.0)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray else rgb
+
+
 def _read_rgb(path: Path, size: int) -> np.ndarray:
     data = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if data is None:
-        raise DatasetError(f"{path}: missing or not an image")
-    data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+        data = _read_other(path, gray=False)
+    else:
+        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
     if data.shape[:2] != (size, size):
         data = cv2.resize(data, (size, size), interpolation=cv2.INTER_AREA)
     return data
@@ -92,7 +106,7 @@ def _read_rgb(path: Path, size: int) -> np.ndarray:
 def _read_gray(path: Path, size: int) -> np.ndarray:
     data = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if data is None:
-        raise DatasetError(f"{path}: missing or not an image")
+        data = _read_other(path, gray=True)
     if data.shape[:2] != (size, size):
         data = cv2.resize(data, (size, size), interpolation=cv2.INTER_AREA)
     return data

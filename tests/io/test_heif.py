@@ -157,3 +157,30 @@ def test_harmonize_reads_and_writes_heic(run, tmp_path, identity_weights):
     assert result.code == 1, result.err
     assert sorted(p.name for p in out.iterdir()) == ["IMG_0.heic", "IMG_1.heic"]
     assert "IMG_9.heic" in result.err and "Traceback" not in result.err
+
+
+def test_phone_photos_feed_make_composites_and_eval(run, tmp_path):
+    """HEIC photos (with their masks as PNG) are source photos like any other: composites are made from them,
+    and an evaluation folder holding HEIC files is read (discover lists them, the runner decodes them)."""
+    scene = make_scene(size=(96, 128))
+    (tmp_path / "src" / "images").mkdir(parents=True)
+    for i in range(4):
+        _heic(tmp_path / "src" / "images" / f"IMG_{i}.heic", np.roll(scene.composite(), 9 * i, axis=1))
+        write_plain(tmp_path / "src" / "masks" / f"IMG_{i}.png", np.roll(scene.mask, 9 * i, axis=1))
+    result = run("make-composites", tmp_path / "src", "-o", tmp_path / "made", "--mode", "retouch")
+    assert result.code == 0, result.err
+    assert len(list((tmp_path / "made" / "composites").iterdir())) >= 4
+
+    data = tmp_path / "evalset"
+    for sub in ("composites", "masks", "gt"):
+        (data / sub).mkdir(parents=True)
+    _heic(data / "composites" / "a.heic", scene.composite())
+    _heic(data / "gt" / "a.heic", scene.bg)
+    write_plain(data / "masks" / "a.png", scene.mask)
+    result = run("eval", data, "-m", "identity", "--csv", tmp_path / "scores.csv")
+    assert result.code == 0, result.err
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert len(rows) == 1 and rows[0]["name"] == "a"
+    assert rows[0]["method"] == "identity" and float(rows[0]["fMSE"]) > 100  # the composite's own error against the background photo
