@@ -114,7 +114,8 @@ class HarmonizeJob(_Job):
     def __init__(
         self, *, jpeg_quality: int = 95, save_params: Path | None = None, strip_metadata: bool = False, **kwargs
     ):
-        """``strip_metadata``: write no colour profile, EXIF, XMP or resolution (by default the output keeps them)."""
+        """``strip_metadata``: write no colour profile, EXIF, XMP, IPTC or resolution (by default the output keeps
+        them)."""
         super().__init__(extra_outputs=(save_params,) if save_params else (), **kwargs)
         self.jpeg_quality = jpeg_quality
         self.save_params = save_params

@@ -137,7 +137,7 @@ class Frame:
     mask: np.ndarray
     alpha: np.ndarray | None
     name: str  # for messages: which file (and frame) it came from
-    # What an output frame inherits (profile, EXIF, resolution, XMP): the composite's, or with FG BG the
+    # What an output frame inherits (profile, EXIF, resolution, XMP, IPTC): the composite's, or with FG BG the
     # background's, as for images; None for video frames, which carry none.
     metadata: ImageMetadata | None = None
 

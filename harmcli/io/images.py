@@ -18,7 +18,7 @@ Writing goes through :func:`harmcli.io.safe_write.atomic_write`: a temporary fil
 that gets its final name only once it is complete, so an interrupted or failed write never leaves a partial
 file behind, and (``overwrite=False``) a file that appeared meanwhile is never replaced.
 
-Colour profile, EXIF, resolution and XMP are read from the bytes already in memory and written back by
+Colour profile, EXIF, resolution, XMP and IPTC are read from the bytes already in memory and written back by
 :mod:`harmcli.io.metadata` (``LoadedImage.metadata``, ``write_image(metadata=...)``).
 """
 
@@ -96,7 +96,8 @@ class LoadedImage:
         rgb: (H, W, 3) uint8 or uint16, RGB order. Grayscale files are expanded to three equal channels.
         alpha: (H, W) of the same dtype as ``rgb``, or None when the file has no alpha channel.
         bit_depth: 8 or 16, matching ``rgb.dtype``.
-        metadata: the file's RGB colour profile, EXIF (made upright) and resolution (see harmcli.io.metadata).
+        metadata: the file's RGB colour profile, EXIF (made upright), resolution, XMP and IPTC record (see
+            harmcli.io.metadata).
         notes: what was left out or interpreted (frames after the first, extra channels), one sentence each,
             naming the file; for the caller to show as warnings.
     """
@@ -656,8 +657,9 @@ def write_image(
             (WebP, even lossless, may discard the colour of fully transparent pixels.)
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
-        metadata: colour profile, EXIF and resolution to store (JPEG, PNG, TIFF, WebP; BMP stores none);
-            None writes none. A gray image (no alpha) gets no colour profile, since profiles kept are RGB.
+        metadata: colour profile, EXIF, resolution, XMP and IPTC to store (JPEG, PNG, TIFF, WebP, HEIF; BMP
+            stores none, WebP and HEIF no IPTC); None writes none. A gray image (no alpha) gets no colour profile,
+            since profiles kept are RGB.
         overwrite: False: raise OutputExistsError when ``path`` exists when the file is complete (also when
             it appeared while this one was being written); True: replace it.
 

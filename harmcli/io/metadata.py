@@ -1,6 +1,6 @@
-"""Colour profile, EXIF, resolution and XMP: read from a file's container, written into an encoded output.
+"""Colour profile, EXIF, resolution, XMP and IPTC: read from a file's container, written into an encoded output.
 
-Photographers' files carry four things besides pixels that harmcli keeps:
+Photographers' files carry five things besides pixels that harmcli keeps:
 
 - the **ICC colour profile** (what the RGB numbers mean: sRGB, Adobe RGB, ProPhoto ...). Only RGB profiles are
   kept, since outputs are RGB; a gray or CMYK profile could not describe them. An untagged input stays untagged.
@@ -12,10 +12,21 @@ Photographers' files carry four things besides pixels that harmcli keeps:
 - the **resolution** in dots per inch (JPEG's JFIF density, PNG's pHYs, TIFF's X/YResolution; WebP has no field
   of its own and keeps the one in its EXIF block).
 - the **XMP packet** (what Lightroom, Bridge and Photoshop write: keywords, ratings, rights, captions), as text,
-  with its orientation set to 1 and its thumbnails removed, for the same reasons as EXIF's. IPTC-IIM blocks and
-  Photoshop's image resources are not carried.
+  with its orientation set to 1 and its thumbnails removed, for the same reasons as EXIF's. A JPEG's *extended*
+  XMP (a packet over 64 KB, split by Adobe's tools into a standard packet that names the rest by a GUID, the MD5
+  of the rest, and APP1 "xmp/extension" segments) is reassembled, cleaned the same way (a new GUID when that
+  changes it) and written back split the same way into JPEG outputs. Other outputs get only the standard
+  packet: merging the two into one is an RDF rewrite, not a splice.
+- the **IPTC-IIM record** (captions, keywords, creator, copyright as Photo Mechanic, Lightroom and Photoshop
+  write them), byte for byte, with its MD5 digest when the input's digest was current (see
+  :mod:`harmcli.io.iptc`). JPEG: APP13 "Photoshop 3.0" resources; TIFF: tag 33723 (and 34377 for the digest);
+  PNG: the "Raw profile type iptc" text chunk of exiftool and ImageMagick (read holding a bare record or
+  resources, written holding resources, as exiftool does). WebP and HEIF have no place for it; their XMP carries
+  the same fields for current tools. Photoshop's other image resources (thumbnails, paths, slices, layer comps)
+  describe the old pixels or Photoshop's state and are not carried.
 
-A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out.
+A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out, and so is
+a standard XMP packet over 64 KB from a TIFF or PNG (splitting one is the same RDF rewrite as merging).
 Everything here works on the bytes already in memory: reading walks the container's chunks, segments or tags
 without decoding a pixel, and writing splices chunks/segments into the bytes the encoder produced (JPEG, PNG,
 WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never an error: the pixels matter more.
@@ -23,11 +34,14 @@ WebP) or hands tags to ``tifffile`` (TIFF). Damaged metadata is dropped, never a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import struct
 import zlib
 from dataclasses import dataclass, replace
+
+from harmcli.io import iptc as iim
 
 # EXIF tags with special handling.
 _ORIENTATION = 274
@@ -36,7 +50,7 @@ _EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 34665, 34853, 40965
 _SUB_IFDS = {_EXIF_IFD, _GPS_IFD, _INTEROP_IFD}
 _ICC_TAG = 34675
 # IFD0 tags that describe how pixels (or a thumbnail) are stored, or that hold data the output no longer
-# matches (Photoshop's layers and resources, IPTC and XMP blocks) or that is carried separately (ICC).
+# matches (Photoshop's layers and resources) or that is carried separately (ICC, XMP, IPTC).
 _STORAGE_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 292, 293, 317, 320, 322, 323,
      324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 530, 531, 532, 700, 33723, 34377, _ICC_TAG, 37724}
@@ -48,7 +62,13 @@ _MAX_ENTRIES = 1000
 _JPEG_SEGMENT_MAX = 65533  # payload of one APPn segment (its 16-bit length counts itself)
 _ICC_CHUNK = _JPEG_SEGMENT_MAX - 14  # "ICC_PROFILE\0" + sequence number + count
 _EXIF_PREFIX = b"Exif\x00\x00"
-_XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"  # JPEG APP1 (the 64 KB standard part; extended XMP is not read)
+_XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"  # JPEG APP1: the standard packet (at most 64 KB)
+_XMP_EXTENSION_PREFIX = b"http://ns.adobe.com/xmp/extension/\x00"  # JPEG APP1: a piece of the extended packet
+# Each extension segment: prefix, 32-character GUID, full length and offset (4 bytes each, big-endian), piece.
+_XMP_EXTENSION_HEADER = len(_XMP_EXTENSION_PREFIX) + 40
+_XMP_EXTENSION_CHUNK = _JPEG_SEGMENT_MAX - _XMP_EXTENSION_HEADER
+_IPTC_TIFF_TAG, _PHOTOSHOP_TIFF_TAG = 33723, 34377
+_PHOTOSHOP_CHUNK = _JPEG_SEGMENT_MAX - len(iim.PHOTOSHOP_PREFIX)
 _XMP_PNG_KEYWORD = b"XML:com.adobe.xmp"
 _XMP_TIFF_TAG = 700
 _METRES_PER_INCH = 0.0254
@@ -62,17 +82,27 @@ class ImageMetadata:
         icc: an RGB ICC profile, as stored.
         exif: a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``), Orientation 1, no thumbnail.
         dpi: (horizontal, vertical) resolution in dots per inch.
-        xmp: an XMP packet (UTF-8 XML), orientation 1, no thumbnails.
+        xmp: an XMP packet (UTF-8 XML), orientation 1, no thumbnails; for a JPEG with extended XMP, the standard
+            packet, whose xmpNote:HasExtendedXMP names ``xmp_extended`` by its GUID.
+        xmp_extended: the full extended XMP packet of a JPEG (cleaned like ``xmp``), only alongside ``xmp``.
+        iptc: an IPTC-IIM record (the datasets themselves, as in Photoshop's resource 0x0404).
+        iptc_digest: the input held a current MD5 digest of ``iptc``; outputs then store one too.
     """
 
     icc: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
+    xmp_extended: bytes | None = None
+    iptc: bytes | None = None
+    iptc_digest: bool = False
 
     @property
     def is_empty(self) -> bool:
-        return self.icc is None and self.exif is None and self.dpi is None and self.xmp is None
+        return (
+            self.icc is None and self.exif is None and self.dpi is None and self.xmp is None
+            and self.xmp_extended is None and self.iptc is None
+        )
 
 
 NO_METADATA = ImageMetadata()
@@ -98,13 +128,24 @@ def read_metadata(data: bytes, kind: str) -> ImageMetadata:
 
 
 def _finish(
-    icc: bytes | None, exif_blob: bytes | None, dpi: tuple[float, float] | None, xmp: bytes | None = None
+    icc: bytes | None,
+    exif_blob: bytes | None,
+    dpi: tuple[float, float] | None,
+    xmp: bytes | None = None,
+    *,
+    xmp_extended: bytes | None = None,
+    iptc: tuple[bytes | None, bool] = (None, False),
 ) -> ImageMetadata:
     exif, exif_dpi = clean_exif(exif_blob) if exif_blob else (None, None)
     dpi = dpi or exif_dpi
     if dpi is not None and not all(1.0 <= v <= 100_000.0 for v in dpi):  # damaged, not a resolution
         dpi = None
-    return ImageMetadata(icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi, xmp=clean_xmp(xmp))
+    xmp, xmp_extended = _clean_extended_xmp(clean_xmp(xmp), xmp_extended)
+    record, digest = iptc
+    return ImageMetadata(
+        icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi, xmp=xmp, xmp_extended=xmp_extended,
+        iptc=record, iptc_digest=record is not None and digest,
+    )
 
 
 _XMP_ORIENTATION = (
@@ -126,6 +167,41 @@ def clean_xmp(xmp: bytes | None) -> bytes | None:
     return _XMP_THUMBNAILS.sub(b"", xmp)
 
 
+# The GUID of a standard packet's extended part, as an attribute or as an element (group 2 is the GUID itself).
+_EXTENDED_GUID = re.compile(rb"""(HasExtendedXMP(?:\s*=\s*["']|>\s*))([0-9A-Fa-f]{32})""")
+
+
+def _clean_extended_xmp(xmp: bytes | None, extended: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """The standard and extended packets for an upright output. When cleaning changes the extended packet its
+    GUID (the MD5 of the packet) changes, and the standard packet is made to name the new one."""
+    if xmp is None or extended is None:
+        return xmp, None
+    cleaned = clean_xmp(extended)
+    if cleaned is None:
+        return xmp, None
+    if cleaned != extended:
+        guid = hashlib.md5(cleaned, usedforsecurity=False).hexdigest().upper().encode()
+        xmp = _EXTENDED_GUID.sub(lambda m: m.group(1) + guid, xmp, count=1)
+    return xmp, cleaned
+
+
+def _extended_guid(xmp: bytes | None) -> bytes | None:
+    match = _EXTENDED_GUID.search(xmp) if xmp else None
+    return match.group(2).upper() if match else None
+
+
+def _join_extended_xmp(pieces: list[tuple[int, int, bytes]]) -> bytes | None:
+    """The extended packet from its (full length, offset, piece) segments; None unless they cover it exactly."""
+    if not pieces or len({full for full, _, _ in pieces}) != 1:
+        return None
+    full, joined = pieces[0][0], bytearray()
+    for _, offset, piece in sorted(pieces, key=lambda p: p[1]):
+        if offset > len(joined):
+            return None  # a piece is missing
+        joined += piece[len(joined) - offset :]  # a repeated segment adds nothing
+    return bytes(joined) if len(joined) == full else None
+
+
 def is_rgb_profile(icc: bytes | None) -> bool:
     """True for a plausible ICC profile whose data colour space is RGB (header bytes 16..20)."""
     return icc is not None and len(icc) >= 132 and icc[36:40] == b"acsp" and icc[16:20] == b"RGB "
@@ -136,6 +212,8 @@ def _read_jpeg(data: bytes) -> ImageMetadata:
     icc_chunks: dict[int, bytes] = {}
     exif = xmp = None
     dpi = None
+    extension_pieces: dict[bytes, list[tuple[int, int, bytes]]] = {}  # GUID -> (full length, offset, piece)
+    photoshop: list[bytes] = []
     while pos + 4 <= end:
         if data[pos] != 0xFF:
             break
@@ -156,16 +234,28 @@ def _read_jpeg(data: bytes) -> ImageMetadata:
             exif = payload[6:]
         elif marker == 0xE1 and xmp is None and payload.startswith(_XMP_PREFIX):
             xmp = payload[len(_XMP_PREFIX) :]
+        elif marker == 0xE1 and payload.startswith(_XMP_EXTENSION_PREFIX) and len(payload) > _XMP_EXTENSION_HEADER:
+            at = len(_XMP_EXTENSION_PREFIX)
+            full, offset = struct.unpack_from(">II", payload, at + 32)
+            extension_pieces.setdefault(payload[at : at + 32].upper(), []).append((full, offset, payload[at + 40 :]))
         elif marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00") and len(payload) > 14:
             icc_chunks[payload[12]] = payload[14:]
+        elif marker == 0xED and payload.startswith(iim.PHOTOSHOP_PREFIX):
+            # Resources too long for one segment continue in the next, each behind its own prefix.
+            photoshop.append(payload[len(iim.PHOTOSHOP_PREFIX) :])
         pos += 2 + length
     icc = b"".join(icc_chunks[k] for k in sorted(icc_chunks)) if icc_chunks else None
-    return _finish(icc, exif, dpi, xmp)
+    # Only the pieces the standard packet names belong to it (an edited file may still hold an older set).
+    guid = _extended_guid(xmp)
+    extended = _join_extended_xmp(extension_pieces.get(guid, [])) if guid else None
+    iptc = iim.iptc_from_resources(b"".join(photoshop)) if photoshop else (None, False)
+    return _finish(icc, exif, dpi, xmp, xmp_extended=extended, iptc=iptc)
 
 
 def _read_png(data: bytes) -> ImageMetadata:
     pos, end = 8, len(data)
     icc = exif = dpi = xmp = None
+    iptc: tuple[bytes | None, bool] = (None, False)
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
         body = data[pos + 8 : pos + 8 + length]
@@ -179,16 +269,40 @@ def _read_png(data: bytes) -> ImageMetadata:
             flag = body[len(_XMP_PNG_KEYWORD) + 1]
             text_at = body.index(b"\x00", body.index(b"\x00", len(_XMP_PNG_KEYWORD) + 3) + 1) + 1
             xmp = zlib.decompress(body[text_at:]) if flag else body[text_at:]
+        elif kind in (b"tEXt", b"zTXt", b"iTXt") and iptc[0] is None and body.startswith(_PNG_IPTC_KEYWORDS):
+            iptc = _png_raw_iptc(kind, body)
         elif kind == b"pHYs" and length >= 9:
             x, y, unit = struct.unpack_from(">IIB", body)
             if unit == 1 and x and y:
                 dpi = (_ppm_to_dpi(x), _ppm_to_dpi(y))
         elif kind in (b"IDAT", b"IEND"):
-            # Metadata chunks may follow IDAT, but only eXIf does so in practice; keep looking for it alone.
-            if kind == b"IEND" or exif is not None:
+            # Metadata chunks may follow IDAT: eXIf does in practice, and so did the text chunks of exiftool
+            # before 11.63; keep looking for those alone.
+            if kind == b"IEND" or (exif is not None and iptc[0] is not None):
                 break
         pos += 12 + length
-    return _finish(icc, exif, dpi, xmp)
+    return _finish(icc, exif, dpi, xmp, iptc=iptc)
+
+
+_PNG_IPTC_KEYWORDS = (iim.PNG_IPTC_KEYWORD + b"\x00", iim.PNG_PHOTOSHOP_KEYWORD + b"\x00")
+
+
+def _png_raw_iptc(kind: bytes, body: bytes) -> tuple[bytes | None, bool]:
+    """The IIM record in a tEXt, zTXt or iTXt raw profile chunk; a damaged one is dropped here, so that the
+    rest of the file's metadata is still read."""
+    try:
+        keyword_end = body.index(b"\x00")
+        if kind == b"tEXt":
+            text = body[keyword_end + 1 :]
+        elif kind == b"zTXt":
+            text = iim.inflate_text(body[keyword_end + 2 :])
+        else:  # iTXt: compression flag and method, then language tag and translated keyword, each NUL-ended
+            flag = body[keyword_end + 1]
+            text_at = body.index(b"\x00", body.index(b"\x00", keyword_end + 3) + 1) + 1
+            text = iim.inflate_text(body[text_at:]) if flag else body[text_at:]
+        return iim.iptc_from_raw_profile(text)
+    except (ValueError, IndexError, struct.error, zlib.error):
+        return None, False
 
 
 def _ppm_to_dpi(ppm: int) -> float:
@@ -226,7 +340,25 @@ def _read_tiff(data: bytes) -> ImageMetadata:
     xmp = by_tag[_XMP_TIFF_TAG].raw if _XMP_TIFF_TAG in by_tag and by_tag[_XMP_TIFF_TAG].type in (1, 7) else None
     exif_entries = _turned_upright([e for e in entries if e.tag not in _STORAGE_TAGS and not _is_tool_stamp(e)], order)
     exif = _serialize(exif_entries, order) if _has_content(exif_entries) else None
-    return _finish(icc, exif, _exif_dpi(exif_entries, order), xmp)
+    return _finish(icc, exif, _exif_dpi(exif_entries, order), xmp, iptc=_tiff_iptc(by_tag))
+
+
+def _tiff_iptc(by_tag: dict[int, "_Entry"]) -> tuple[bytes | None, bool]:
+    """The IIM record of tag 33723, or else the one among the Photoshop resources of tag 34377, whose digest
+    resource (Photoshop writes both tags) says whether the record is current."""
+    resources = by_tag.get(_PHOTOSHOP_TIFF_TAG)
+    resources = iim.read_resources(resources.raw) if resources is not None and resources.type in (1, 7) else {}
+    digest = resources.get(iim.DIGEST_RESOURCE)
+    entry = by_tag.get(_IPTC_TIFF_TAG)
+    if entry is not None and entry.type in (1, 4, 7):  # BYTE, LONG (Photoshop's choice) or UNDEFINED
+        record, current = iim.checked_iptc(entry.raw, digest)
+        if record is None and entry.type == 4:
+            # A writer that took the LONGs for numbers swapped each one into its own byte order.
+            swapped = b"".join(entry.raw[i : i + 4][::-1] for i in range(0, len(entry.raw) - 3, 4))
+            record, current = iim.checked_iptc(swapped, digest)
+        if record is not None:
+            return record, current
+    return iim.checked_iptc(resources.get(iim.IPTC_RESOURCE), digest)
 
 
 def _is_tool_stamp(entry: "_Entry") -> bool:
@@ -435,12 +567,29 @@ def _embed_jpeg(view: memoryview, metadata: ImageMetadata) -> list:
         segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
     if metadata.xmp is not None and len(metadata.xmp) + len(_XMP_PREFIX) <= _JPEG_SEGMENT_MAX:
         segments.append(_segment(0xE1, _XMP_PREFIX + metadata.xmp))
+        segments += _extended_xmp_segments(metadata.xmp, metadata.xmp_extended)
     if metadata.icc is not None:
         chunks = [metadata.icc[i : i + _ICC_CHUNK] for i in range(0, len(metadata.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
             for k, chunk in enumerate(chunks, start=1):
                 segments.append(_segment(0xE2, b"ICC_PROFILE\x00" + bytes((k, len(chunks))) + chunk))
+    if metadata.iptc is not None:
+        resources = iim.resources_for(metadata.iptc, metadata.iptc_digest)
+        for i in range(0, len(resources), _PHOTOSHOP_CHUNK):  # readers join consecutive APP13 segments
+            segments.append(_segment(0xED, iim.PHOTOSHOP_PREFIX + resources[i : i + _PHOTOSHOP_CHUNK]))
     return [bytes(view[:2]) + b"".join(segments), view[rest:]]
+
+
+def _extended_xmp_segments(xmp: bytes, extended: bytes | None) -> list[bytes]:
+    """APP1 segments holding ``extended`` under the GUID the standard packet ``xmp`` names for it."""
+    guid = _extended_guid(xmp)
+    if extended is None or guid is None:
+        return []
+    return [
+        _segment(0xE1, _XMP_EXTENSION_PREFIX + guid + struct.pack(">II", len(extended), offset)
+                 + extended[offset : offset + _XMP_EXTENSION_CHUNK])
+        for offset in range(0, len(extended), _XMP_EXTENSION_CHUNK)
+    ]
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -460,6 +609,10 @@ def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
         chunks.append(_png_chunk(b"eXIf", metadata.exif))
     if metadata.xmp is not None:  # uncompressed, as XMP asks, so that tools can find it without inflating
         chunks.append(_png_chunk(b"iTXt", _XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + metadata.xmp))
+    if metadata.iptc is not None:
+        # exiftool's way: the record inside image resources (so the digest can come along), compressed zTXt.
+        text = iim.raw_profile(b"IPTC profile", iim.resources_for(metadata.iptc, metadata.iptc_digest))
+        chunks.append(_png_chunk(b"zTXt", iim.PNG_IPTC_KEYWORD + b"\x00\x00" + zlib.compress(text)))
     return [view[:split], b"".join(chunks), view[split:]]
 
 
@@ -545,6 +698,12 @@ def tiff_write_options(metadata: ImageMetadata | None) -> dict:
         options["resolutionunit"] = "INCH"
     if metadata.xmp is not None:
         options["extratags"] = [(_XMP_TIFF_TAG, 1, len(metadata.xmp), metadata.xmp, True)]
+    if metadata.iptc is not None:  # UNDEFINED: a byte stream, so no reader can mistake it for numbers to swap
+        tags = [(_IPTC_TIFF_TAG, 7, len(metadata.iptc), metadata.iptc, True)]
+        if metadata.iptc_digest:
+            digest = iim.digest_resource(metadata.iptc)
+            tags.append((_PHOTOSHOP_TIFF_TAG, 1, len(digest), digest, True))
+        options["extratags"] = options.get("extratags", []) + tags
     if metadata.exif is not None:
         try:
             order = _byte_order(metadata.exif)

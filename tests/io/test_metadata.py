@@ -6,6 +6,7 @@ are checked with Pillow and tifffile.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import zlib
@@ -19,6 +20,7 @@ from PIL import ExifTags, Image, ImageCms
 from harmcli.io.images import read_image, write_image
 from harmcli.io.metadata import ImageMetadata, read_metadata
 
+from ..cli import IDENTITY, make_scene, run, write_params  # noqa: F401  (fixtures)
 from .icc import ADOBE_RGB, PROPHOTO_RGB, build_rgb_profile
 
 ADOBE = build_rgb_profile("Adobe RGB (1998) (test)", **ADOBE_RGB)
@@ -309,3 +311,155 @@ def test_xmp_round_trip(tmp_path, ext):
     assert b'tiff:Orientation="1"' in xmp and b"Thumbnails" not in xmp and b"/9j/" not in xmp
     assert xmp.startswith(b"<?xpacket begin=") and xmp.endswith(b'<?xpacket end="w"?>')
     assert read_image(out).metadata.xmp == xmp
+
+
+# ---------------------------------------------------------------------------------------- extended XMP (JPEG)
+
+XMP_STANDARD = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
+
+
+def extended_packet(thumbnail: bool = False) -> bytes:
+    """What a phone camera or Lightroom puts in extended XMP: a large property (here 150 KB of base64) that does
+    not fit the 64 KB standard packet; optionally a thumbnail of the old picture as well."""
+    data = bytes(np.random.default_rng(3).integers(65, 91, 150_000, dtype=np.uint8))
+    thumbs = (b'<xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource"><xmpGImg:image>/9j/4AAQ</xmpGImg:image>'
+              b"</rdf:li></rdf:Alt></xmp:Thumbnails>") if thumbnail else b""
+    return (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:GImage="http://ns.google.com/photos/1.0/image/" '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:xmpGImg="http://ns.adobe.com/xap/1.0/g/img/" '
+        b'GImage:Mime="image/jpeg" GImage:Data="' + data + b'">' + thumbs + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+
+
+def standard_packet(guid: bytes) -> bytes:
+    return (
+        b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        b'xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" tiff:Orientation="6" xmp:Rating="5" '
+        b'xmpNote:HasExtendedXMP="' + guid + b'"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
+
+
+def guid_of(packet: bytes) -> bytes:
+    return hashlib.md5(packet).hexdigest().upper().encode()
+
+
+def extension_segments(packet: bytes, guid: bytes, piece: int = 60_000) -> list[tuple[int, bytes]]:
+    return [(0xE1, XMP_EXTENSION + guid + struct.pack(">II", len(packet), at) + packet[at : at + piece])
+            for at in range(0, len(packet), piece)]
+
+
+def jpeg_with_segments(segments: list[tuple[int, bytes]], rgb: np.ndarray | None = None) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", (camera_rgb() if rgb is None else rgb)[..., ::-1])
+    data = encoded.tobytes()
+    at = 4 + struct.unpack_from(">H", data, 4)[0]  # after the encoder's JFIF segment
+    extra = b"".join(struct.pack(">BBH", 0xFF, marker, len(p) + 2) + p for marker, p in segments)
+    return data[:at] + extra + data[at:]
+
+
+def extended_xmp_of(data: bytes) -> tuple[bytes, dict[bytes, list[tuple[int, int, bytes]]]]:
+    """A written JPEG's standard packet and its extension segments by GUID, read here without harmcli; every
+    segment is checked to fit its 16-bit length."""
+    pos, standard, pieces = 2, None, {}
+    while data[pos + 1] != 0xDA:
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        payload = data[pos + 4 : pos + 2 + length]
+        if data[pos + 1] == 0xE1 and payload.startswith(XMP_STANDARD):
+            standard = payload[29:]
+        elif data[pos + 1] == 0xE1 and payload.startswith(XMP_EXTENSION):
+            guid, (full, offset) = payload[35:67], struct.unpack_from(">II", payload, 67)
+            pieces.setdefault(guid, []).append((full, offset, payload[75:]))
+        pos += 2 + length
+    return standard, pieces
+
+
+def test_extended_xmp_reassembled_and_written_back(tmp_path):
+    extended = extended_packet()
+    guid = guid_of(extended)
+    segments = extension_segments(extended, guid)
+    stale = extended.replace(b"image/jpeg", b"image/png ")  # an older set, left behind by an editor
+    shuffled = [segments[2], *extension_segments(stale, guid_of(stale)), segments[0], segments[1]]
+    source = tmp_path / "phone.jpg"
+    source.write_bytes(jpeg_with_segments([(0xE1, XMP_STANDARD + standard_packet(guid)), *shuffled]))
+    loaded = read_image(source)
+    assert loaded.metadata.xmp_extended == extended  # the pieces named by the standard packet, in order
+    assert b'tiff:Orientation="1"' in loaded.metadata.xmp and b'HasExtendedXMP="' + guid + b'"' in loaded.metadata.xmp
+    out = write_image(tmp_path / "out.jpg", loaded.rgb, metadata=loaded.metadata)
+    standard, pieces = extended_xmp_of(out.read_bytes())
+    assert standard == loaded.metadata.xmp and list(pieces) == [guid]  # the same GUID, no stale set
+    assert len(pieces[guid]) == 3 and all(full == len(extended) for full, _, _ in pieces[guid])
+    assert b"".join(piece for _, _, piece in sorted(pieces[guid], key=lambda p: p[1])) == extended
+    again = read_image(out).metadata
+    assert (again.xmp, again.xmp_extended) == (loaded.metadata.xmp, extended)
+    # TIFF and PNG have one XMP place without a size limit: only the standard packet goes there.
+    for ext in (".tif", ".png"):
+        other = read_image(write_image(tmp_path / f"out{ext}", loaded.rgb, metadata=loaded.metadata)).metadata
+        assert other.xmp == loaded.metadata.xmp and other.xmp_extended is None
+
+
+def test_incomplete_or_foreign_extended_xmp_is_ignored(tmp_path):
+    extended = extended_packet()
+    guid = guid_of(extended)
+    segments = extension_segments(extended, guid)
+    standard = (0xE1, XMP_STANDARD + standard_packet(guid))
+    wrong_length = bytearray(segments[2][1])
+    struct.pack_into(">I", wrong_length, 67, len(extended) + 1)  # its full-length field disagrees with the others'
+    cases = {
+        "a piece missing": [standard, segments[0], segments[2]],
+        "another GUID": [standard, *extension_segments(extended, b"0" * 32)],
+        "lengths disagree": [standard, segments[0], segments[1], (0xE1, bytes(wrong_length))],
+        "no standard packet": segments,
+    }
+    for name, case in cases.items():
+        path = tmp_path / "in.jpg"
+        path.write_bytes(jpeg_with_segments(case))
+        metadata = read_image(path).metadata
+        assert metadata.xmp_extended is None, name
+        assert (metadata.xmp is None) == (name == "no standard packet"), name  # the standard packet stays
+        out = write_image(tmp_path / "out.jpg", camera_rgb(), metadata=metadata).read_bytes()
+        assert XMP_EXTENSION not in out, name
+    # A segment too short to hold its own header is skipped, not taken for damage to the rest.
+    path.write_bytes(jpeg_with_segments([standard, (0xE1, XMP_EXTENSION + guid[:8]), *segments]))
+    assert read_image(path).metadata.xmp_extended == extended
+
+
+def test_extended_xmp_cleaned_gets_a_new_guid(tmp_path):
+    """A thumbnail in the extended part is removed like one in the standard packet; the extended packet then
+    has another MD5, so the GUID in the standard packet and in the segments is the new one."""
+    extended = extended_packet(thumbnail=True)
+    guid = guid_of(extended)
+    source = tmp_path / "in.jpg"
+    source.write_bytes(jpeg_with_segments(
+        [(0xE1, XMP_STANDARD + standard_packet(guid)), *extension_segments(extended, guid)]))
+    metadata = read_image(source).metadata
+    cleaned = metadata.xmp_extended
+    assert b"Thumbnails" not in cleaned and b"/9j/" not in cleaned and b'GImage:Data="' in cleaned
+    new_guid = guid_of(cleaned)
+    assert new_guid != guid and b'HasExtendedXMP="' + new_guid + b'"' in metadata.xmp and guid not in metadata.xmp
+    out = write_image(tmp_path / "out.jpg", camera_rgb(), metadata=metadata)
+    standard, pieces = extended_xmp_of(out.read_bytes())
+    assert standard == metadata.xmp and list(pieces) == [new_guid]
+    assert b"".join(p for _, _, p in sorted(pieces[new_guid], key=lambda p: p[1])) == cleaned
+
+
+def test_harmonize_keeps_extended_xmp_and_strip_drops_it(run, tmp_path):
+    scene = make_scene()
+    extended = extended_packet()
+    guid = guid_of(extended)
+    segments = [(0xE1, XMP_STANDARD + standard_packet(guid)), *extension_segments(extended, guid)]
+    composite = tmp_path / "pasted.jpg"
+    composite.write_bytes(jpeg_with_segments(segments, scene.composite()))
+    mask = tmp_path / "mask.png"
+    cv2.imwrite(str(mask), scene.mask)
+    params = write_params(tmp_path / "identity.json", {"red": IDENTITY, "green": IDENTITY, "blue": IDENTITY})
+    kept, stripped = tmp_path / "kept.jpg", tmp_path / "stripped.jpg"
+    assert run("harmonize", composite, "--mask", mask, "-o", kept, "--params", params).code == 0
+    result = run("harmonize", composite, "--mask", mask, "-o", stripped, "--params", params, "--strip-metadata")
+    assert result.code == 0, result.err
+    standard, pieces = extended_xmp_of(kept.read_bytes())
+    assert b'HasExtendedXMP="' + guid + b'"' in standard and b'tiff:Orientation="1"' in standard
+    assert b"".join(p for _, _, p in sorted(pieces[guid], key=lambda p: p[1])) == extended
+    assert extended_xmp_of(stripped.read_bytes()) == (None, {})
