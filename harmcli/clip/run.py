@@ -486,10 +486,11 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     fh, output.path, width=image.shape[1], height=image.shape[0], rate=rate, time_base=time_base,
                     codec=output.codec, crf=output.crf, color=color, audio_from=inputs.audio_source(),
                     deep=image.dtype == np.uint16,  # a 10/12-bit video or 16-bit frames: keep the bits
+                    alpha=frame.alpha is not None,  # the first frame decides for the whole clip
                     tags=tags,
                 )
             pts = frame.pts if frame.pts is not None else frame.index
-            state["writer"].write(image, pts)
+            state["writer"].write(image, pts, frame.alpha)
 
         try:
             count = _apply_all(inputs, adjustment_for, write, on_progress, times)

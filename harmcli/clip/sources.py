@@ -52,9 +52,13 @@ class Source:
 
 
 class VideoSource(Source):
-    def __init__(self, role: str, path: Path, mode: str):
-        self.role, self.path, self.mode = role, path, mode
+    """``mode``: VideoReader's; None reads RGBA when the file has an alpha channel (a composite's or background's,
+    which the output keeps), RGB otherwise."""
+
+    def __init__(self, role: str, path: Path, mode: str | None):
+        self.role, self.path = role, path
         self.info: VideoInfo = probe(path)
+        self.mode = mode or ("rgba" if self.info.has_alpha else "rgb")
         self.count, self.rate = self.info.frames, self.info.rate
         self.size = (self.info.height, self.info.width)
         self.reader = None
@@ -160,7 +164,12 @@ class ClipInputs:
             if is_video_input(path, READ_EXTENSIONS):
                 if not path.is_file():
                     raise ImageReadError(f"{path}: no such file ({role})")
-                mode = "gray" if role == "mask" else ("rgba" if (role == "foreground" and spec.form == "alpha") else "rgb")
+                if role == "mask":
+                    mode = "gray"
+                elif role == "foreground":  # its alpha is the mask in FG BG; with a mask video it is not used
+                    mode = "rgba" if spec.form == "alpha" else "rgb"
+                else:
+                    mode = None
                 self.sources[role] = VideoSource(role, path, mode)
             elif path.is_dir():
                 self.sources[role] = FolderSource(role, path, max_pixels)

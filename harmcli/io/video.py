@@ -3,8 +3,8 @@
 What the rest of harmcli sees: :func:`is_video` (by extension, no PyAV needed), :func:`is_video_input` (also
 by the container, for extensions harmcli does not write such as .mts or .mxf), :func:`probe`,
 :class:`VideoReader` (frames as RGB / RGBA arrays, uint8 or uint16 by the source's bit depth, or gray uint8
-masks, with their timestamps) and :class:`VideoWriter` (RGB frames in, an encoded file out, the audio of another
-file copied in).
+masks, with their timestamps) and :class:`VideoWriter` (RGB or RGBA frames in, an encoded file out, the audio of
+another file copied in).
 
 Why it is built this way:
 
@@ -22,6 +22,13 @@ Why it is built this way:
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
   and ProRes 4444 for editing.
+* **Alpha is kept where the codec holds it** (``Codec.alpha_pix_fmt``), straight as frame files hold it (no
+  FFmpeg decoder here premultiplies): PNG (``rgba``/``rgba64be``) and FFV1 (``bgra``/``gbrap16le``) bit-exact
+  at 8 and 16 bits; ProRes 4444 at 10 bits (``yuva444p10le``, the only alpha format prores_ks takes; rounded
+  here, as swscale truncates by up to 1.5 steps); VP9 (``yuva420p``, lossy like the picture; browsers show it,
+  many other tools ignore it). H.264, HEVC and h264rgb drop it and the writer says which ``--codec`` keeps it.
+  FFmpeg's own VP9 decoder ignores the alpha WebM carries beside each frame, so such a stream is decoded with
+  libvpx's.
 * **Bit depth follows the source.** A 10/12-bit source (HEVC Main 10, ProRes, 10-bit H.264, FFV1) is read as
   uint16 RGB and written back with more than 8 bits where the codec has them (``Codec.deep_pix_fmt``: 10-bit
   4:2:0 for H.264 and HEVC, as FFmpeg picks for such input; 16-bit RGB for FFV1 and PNG; ProRes is 10-bit
@@ -67,6 +74,8 @@ class Codec:
     note: str = ""
     deep_pix_fmt: str | None = None  # the pixel format for a source of more than 8 bits; None: 8 bits only
     deep_note: str = ""  # said when a deep source is written with it
+    alpha_pix_fmt: str | None = None  # the pixel format for frames with an alpha channel; None: holds no alpha
+    deep_alpha_pix_fmt: str | None = None  # the same for a deep source; None: the alpha format's depth only
 
 
 CODECS: dict[str, Codec] = {
@@ -79,16 +88,21 @@ CODECS: dict[str, Codec] = {
         Codec("hevc", "libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), False, 22,
               (("preset", "medium"), ("x265-params", "log-level=error")), "H.265 4:2:0, smaller files", "yuv420p10le"),
         Codec("vp9", "libvpx-vp9", "yuv420p", (".webm", ".mkv"), False, 32, (("b", "0"), ("row-mt", "1")),
-              "VP9 4:2:0, for the web"),
+              "VP9 4:2:0, for the web", alpha_pix_fmt="yuva420p"),
         Codec("ffv1", "ffv1", "bgr0", (".mkv", ".avi"), True, None, (("level", "3"),),
-              "lossless RGB master (bit-exact)", "gbrp16le"),
+              "lossless RGB master (bit-exact)", "gbrp16le", alpha_pix_fmt="bgra", deep_alpha_pix_fmt="gbrap16le"),
         Codec("h264rgb", "libx264rgb", "rgb24", (".mp4", ".mov", ".mkv"), True, None,
               (("qp", "0"), ("preset", "veryfast")), "lossless RGB H.264 (bit-exact)"),
-        Codec("png", "png", "rgb24", (".mov", ".mkv"), True, None, (), "lossless PNG frames in a MOV", "rgb48be"),
+        Codec("png", "png", "rgb24", (".mov",), True, None, (), "lossless PNG frames in a MOV", "rgb48be",
+              alpha_pix_fmt="rgba", deep_alpha_pix_fmt="rgba64be"),
+        # prores_ks takes alpha only as 10 bits, although ProRes 4444 stores up to 16.
         Codec("prores", "prores_ks", "yuv444p10le", (".mov", ".mkv"), False, None, (("profile", "4444"),),
-              "ProRes 4444, for editing", "yuv444p10le"),
+              "ProRes 4444, for editing", "yuv444p10le", alpha_pix_fmt="yuva444p10le",
+              deep_alpha_pix_fmt="yuva444p10le"),
     )
 }
+# The codecs that hold alpha, in the order a note suggests them.
+ALPHA_CODECS = ("prores", "png", "ffv1", "vp9")
 DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "h264", ".webm": "vp9", ".avi": "ffv1"}
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 
@@ -143,6 +157,17 @@ def choose_codec(output: Path, codec: str | None, crf: int | None) -> tuple[Code
         if not 0 <= crf <= top:
             raise UsageError(f"--crf must be between 0 and {top} for {name}, got {crf}")
     return chosen, (crf if crf is not None else chosen.default_crf)
+
+
+def alpha_dropped_note(codec: Codec, output: Path) -> str:
+    """What the run says when frames with alpha go to a codec that holds none: which ``--codec`` keeps it."""
+    ext = Path(output).suffix.lower()
+    here = [name for name in ALPHA_CODECS if ext in CODECS[name].containers]
+    if here:
+        names = ", ".join(here[:-1]) + " or " + here[-1] if len(here) > 1 else here[0]
+        return f"the frames' alpha channel was dropped: {codec.name} cannot store it (--codec {names} keeps it)"
+    return (f"the frames' alpha channel was dropped: {ext} files hold none here (write a .mov with --codec prores or "
+            "png, an .mkv with ffv1, or a .webm)")
 
 
 def check_frame_size(codec: Codec, width: int, height: int, output: Path) -> None:
@@ -243,6 +268,27 @@ def _has_alpha(video_format) -> bool:
     return any(component.is_alpha for component in video_format.components)
 
 
+def _alpha_decoder(stream):
+    """A decoder for a VP9 stream whose alpha rides beside each frame (Matroska BlockAdditional, the track tagged
+    ``alpha_mode=1``): FFmpeg's own VP9 decoder ignores that alpha, libvpx's reads it. None for every other
+    stream (decoded as usual), or where this FFmpeg has no libvpx."""
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode") != "1":
+        return None
+    av = _av()
+    try:
+        return av.codec.CodecContext.create("libvpx-vp9", "r")
+    except (av.FFmpegError, ValueError):
+        return None
+
+
+def _decoded(container, stream, decoder) -> Iterator:
+    if decoder is None:
+        yield from container.decode(stream)
+        return
+    for packet in container.demux(stream):  # the last, empty packet flushes the decoder
+        yield from decoder.decode(packet)
+
+
 def _exact(deep: bool = False):
     """swscale flags for RGB <-> YUV: its default flags darken YUV -> RGB by about one code value (measured);
     accurate rounding with full-resolution chroma interpolation converts without bias (bilinear: 20 ms for a
@@ -277,7 +323,7 @@ def probe(path: str | Path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or not ctx.width:
             raise ImageReadError(f"cannot read video '{path}': no frame size or frame rate in the file")
-        has_alpha = ctx.format is not None and _has_alpha(ctx.format)
+        has_alpha = (ctx.format is not None and _has_alpha(ctx.format)) or _alpha_decoder(stream) is not None
         # The display matrix reaches us on decoded frames only (PyAV shows no stream side data): decode one.
         orientation = Orientation()
         with contextlib.suppress(av.FFmpegError, StopIteration):
@@ -329,7 +375,7 @@ class VideoReader:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             first = True
-            for frame in container.decode(stream):
+            for frame in _decoded(container, stream, _alpha_decoder(stream)):
                 if first:
                     self.color = ColorInfo(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
                                            int(frame.color_trc))
@@ -398,11 +444,16 @@ def container_tags(path: str | Path) -> dict[str, str]:
 
 
 class VideoWriter:
-    """Encode RGB frames (uint8, or uint16 for a source of more than 8 bits) into ``fh`` (an open binary file:
-    see ``harmcli.io.images.atomic_write``).
+    """Encode RGB frames (uint8, or uint16 for a source of more than 8 bits), with or without an alpha channel,
+    into ``fh`` (an open binary file: see ``harmcli.io.images.atomic_write``).
 
     ``deep``: the frames come from a source of more than 8 bits per channel; the codec's ``deep_pix_fmt`` is used
     where it has one (otherwise 8 bits, and :attr:`notes` says so).
+
+    ``alpha``: the frames carry an alpha channel (straight, not premultiplied, as frame files hold it); it is
+    written with the codec's ``alpha_pix_fmt`` (``deep_alpha_pix_fmt`` for a deep source) where it has one, and
+    dropped with a note where it has none (:attr:`alpha` says which). Decided once for the clip: a frame without
+    alpha in a clip written with it is written opaque.
 
     Frames keep the pts they are given, in ``time_base``; ``audio_from`` names a file whose first audio stream
     is copied in (re-encoded only when the container cannot hold it); ``tags``, the container's metadata (see
@@ -425,6 +476,7 @@ class VideoWriter:
         audio_from: Path | None = None,
         threads: int = 0,
         deep: bool = False,
+        alpha: bool = False,
         tags: dict[str, str] | None = None,
     ):
         av = _av()
@@ -432,12 +484,20 @@ class VideoWriter:
         self.codec = codec
         self.notes: list[str] = []
         check_frame_size(codec, width, height, output)
-        self.pix_fmt = codec.deep_pix_fmt if deep and codec.deep_pix_fmt else codec.pix_fmt
+        self.alpha = alpha and codec.alpha_pix_fmt is not None
+        if alpha and not self.alpha:
+            self.notes.append(alpha_dropped_note(codec, self.output))
+        if self.alpha:
+            plain, deep_fmt = codec.alpha_pix_fmt, codec.deep_alpha_pix_fmt
+        else:
+            plain, deep_fmt = codec.pix_fmt, codec.deep_pix_fmt
+        self.pix_fmt = deep_fmt if deep and deep_fmt else plain
         self.deep = _bits(av.VideoFormat(self.pix_fmt)) > 8
-        if deep and codec.deep_pix_fmt is None:
+        self._alpha_asked, self._late_alpha_noted = alpha, False
+        if deep and deep_fmt is None:
             self.notes.append(f"{codec.name} is 8 bits per channel here: the source's extra bits are rounded away "
                               "(--codec hevc, prores or ffv1 keep them)")
-        elif deep and codec.deep_note and self.pix_fmt != codec.pix_fmt:
+        elif deep and codec.deep_note and self.pix_fmt != plain:
             self.notes.append(codec.deep_note)
         self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
         self.container.metadata.update(tags or {})
@@ -454,26 +514,46 @@ class VideoWriter:
         self.color = color
         if self.yuv:
             ctx = stream.codec_context
-            ctx.colorspace, ctx.color_primaries, ctx.color_trc = color.colorspace, color.primaries, color.trc
+            # An RGB source (PNG, FFV1 RGB) says "RGB matrix", which would tell players that this YUV output is GBR
+            # (and libvpx refuses it): its frames are converted with BT.601, as an untagged file's, so untagged.
+            ctx.colorspace = color.colorspace if color.colorspace != 0 else 2
+            ctx.color_primaries, ctx.color_trc = color.primaries, color.trc
             ctx.color_range = 1  # limited range: what every player assumes for these codecs
         self.stream = stream
         self.time_base = time_base
         self._audio = _AudioCopy(self.container, audio_from, self.output, self.notes) if audio_from else None
 
-    def write(self, rgb: np.ndarray, pts: int) -> None:
+    def write(self, rgb: np.ndarray, pts: int, alpha: np.ndarray | None = None) -> None:
+        """Encode one frame: ``rgb`` (H, W, 3) and, for a writer with :attr:`alpha`, ``alpha`` (H, W), uint8 or
+        uint16 (its own depth need not be the frame's); None: opaque."""
         av = _av()
         rgb = np.ascontiguousarray(rgb)
         if rgb.dtype == np.uint16 and not self.deep:
             rgb = cv2.convertScaleAbs(rgb, alpha=1.0 / 257.0)  # rounds to the nearest 8-bit value
+        if alpha is not None and not self._alpha_asked and not self._late_alpha_noted:
+            self.notes.append(f"frames after the first carry an alpha channel but the first has none: {self.output} "
+                              "is written without alpha")
+            self._late_alpha_noted = True
+        if self.alpha:
+            if alpha is not None and np.shape(alpha) != rgb.shape[:2]:
+                raise ImageWriteError(f"cannot write '{self.output}': alpha {np.shape(alpha)} does not match the frame "
+                                      f"{rgb.shape[:2]}")
+            alpha = _alpha_as(alpha, rgb.dtype, rgb.shape[:2])
         if self.pix_fmt == "yuv420p" and self.color.colorspace in _BT601:
             # BT.601 limited range, as swscale does it for untagged files, at a fraction of its time.
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        elif self.alpha and not self.yuv:
+            # RGBA into the encoder's RGB-family layout (bgra, gbrap16le, rgba64be): a lossless reordering.
+            rgba = np.dstack((rgb, alpha))
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba64le" if rgba.dtype == np.uint16 else "rgba")
         else:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
         if self.yuv and frame.format.name != self.pix_fmt:
             # RGB -> YUV with the input's matrix (None = swscale's BT.601 for untagged files), limited range.
             space = self.color.colorspace if self.color.colorspace in (1, 4, 5, 6, 7, 9) else None
             frame = frame.reformat(format=self.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())
+            if self.alpha:
+                _put_alpha_plane(frame, alpha)
         frame.pts = pts
         frame.time_base = self.time_base
         try:
@@ -512,6 +592,34 @@ class VideoWriter:
             self.close()
         else:
             self.abandon()
+
+
+def _alpha_as(alpha: np.ndarray | None, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
+    """``alpha`` at the frame's depth (x257 up, to nearest down, as images convert); None: opaque."""
+    dtype = np.dtype(dtype)
+    if alpha is None:
+        return np.full(shape, np.iinfo(dtype).max, dtype)
+    alpha = np.asarray(alpha)
+    if alpha.dtype == dtype:
+        return np.ascontiguousarray(alpha)
+    if alpha.dtype == np.uint16:
+        return cv2.convertScaleAbs(alpha, alpha=1.0 / 257.0)
+    return alpha.astype(np.uint16) * np.uint16(257)
+
+
+def _put_alpha_plane(frame, alpha: np.ndarray) -> None:
+    """Write ``alpha`` (uint8 or uint16) into the alpha plane of a YUVA frame, rounded to its depth. swscale's
+    own conversion is off by up to 1.5 steps from 16 to 10 bits (it truncates; measured), which ProRes keeps."""
+    plane = frame.planes[3]
+    bits = _bits(frame.format)
+    top, source_top = (1 << bits) - 1, int(np.iinfo(alpha.dtype).max)
+    if top == source_top:
+        values = alpha
+    else:
+        values = (alpha.astype(np.uint32) * top + source_top // 2) // source_top
+    dtype = np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
+    view = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, -1)[:, : plane.width]
+    view[...] = values
 
 
 # Containers and the audio codecs they hold without re-encoding (what FFmpeg's muxers accept).
