@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError
-from harmcli.io.metadata import NO_METADATA, ImageMetadata, clean_exif, clean_xmp, is_rgb_profile
+from harmcli.io.avif import AV1_BRANDS
+from harmcli.io.metadata import NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 # ISO base media brands of still HEIF images (HEVC-coded: heic/heix/heim/heis, and the structural mif1/msf1).
@@ -36,12 +37,13 @@ _BT709_OR_UNSTATED = (1, 2)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 
 
 
 def is_heif(data: bytes) -> bool:
-    """True for HEIF content: an ISO base media ``ftyp`` box naming a still-image brand."""
+    """True for HEIF content: an ISO base media ``ftyp`` box naming a still-image brand, and no AV1 brand (AVIF
+    files list mif1 too, but they are :mod:`harmcli.io.avif`'s: libheif here has no AV1 decoder)."""
     if len(data) < 12 or data[4:8] != b"ftyp":
         return False
     size = int.from_bytes(data[:4], "big")
     brands = [data[8:12]] + [data[i : i + 4] for i in range(16, min(size, len(data), 64), 4)]
-    return any(brand in _BRANDS for brand in brands)
+    return any(brand in _BRANDS for brand in brands) and not any(brand in AV1_BRANDS for brand in brands)
 
 
 def _pillow_heif():
@@ -131,8 +133,11 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
     if metadata is not None:
         if metadata.icc is not None:
             options["icc_profile"] = metadata.icc
-        if metadata.exif is not None:
-            options["exif"] = b"Exif\x00\x00" + metadata.exif
+        exif = metadata.exif
+        if metadata.dpi is not None:  # EXIF is HEIF's only place for a resolution, as for WebP
+            exif = exif_with_resolution(exif, metadata.dpi)
+        if exif is not None:
+            options["exif"] = b"Exif\x00\x00" + exif
         if metadata.xmp is not None:
             options["xmp"] = metadata.xmp
     out = io.BytesIO()

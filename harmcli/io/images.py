@@ -3,7 +3,8 @@
 Formats: PNG, JPEG, TIFF, WebP (when this OpenCV build has it) and BMP. PNG and TIFF hold 8 or 16 bits per
 channel; JPEG, WebP and BMP hold 8. TIFF goes through ``tifffile`` (16-bit, RGBA, grayscale, float); the other
 formats through OpenCV's in-memory codecs, so paths with any characters work on every platform. HEIF/HEIC (what
-phones save; 8 or 10 bits) goes through :mod:`harmcli.io.heif` (libheif), which also reads its metadata.
+phones save; 8 or 10 bits) goes through :mod:`harmcli.io.heif` (libheif), and AVIF (web exports; read and written
+at 8 bits) through :mod:`harmcli.io.avif` (Pillow's libavif); each also reads its format's metadata.
 
 Reading checks the header before decoding: the pixel count against ``max_pixels`` (a decompression-bomb guard)
 and, for JPEG and PNG, that the file is complete, because OpenCV silently decodes a truncated JPEG into a
@@ -36,7 +37,8 @@ import cv2
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError, InputMismatchError, UsageError
-from harmcli.io import heif
+from harmcli.io import avif, heif
+from harmcli.io.avif import AVIF_EXTENSIONS
 from harmcli.io.heif import HEIF_EXTENSIONS
 from harmcli.io.metadata import NO_METADATA, ImageMetadata, embed_metadata, finish_tiff, read_metadata, tiff_write_options
 from harmcli.io.native_log import decoder_messages, is_corruption, readable
@@ -73,10 +75,12 @@ _OPENCV_MAX_PIXELS = _opencv_pixel_cap()
 _HAVE_WEBP = bool(cv2.haveImageWriter("probe.webp"))
 READ_EXTENSIONS: tuple[str, ...] = (
     (".png", ".jpg", ".jpeg", ".tif", ".tiff") + ((".webp",) if _HAVE_WEBP else ()) + (".bmp",) + HEIF_EXTENSIONS
+    + AVIF_EXTENSIONS
 )
 WRITE_EXTENSIONS: tuple[str, ...] = READ_EXTENSIONS
 
-# Formats that keep more than 8 bits: 16 in PNG and TIFF, 10 in HEIF (its uint16 data is written 10-bit).
+# Formats that keep more than 8 bits: 16 in PNG and TIFF, 10 in HEIF (its uint16 data is written 10-bit). Not AVIF:
+# Pillow's encoder writes 8 bits only.
 _SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff") + HEIF_EXTENSIONS
 _TIFF_EXTENSIONS = (".tif", ".tiff")
 
@@ -117,7 +121,7 @@ class LoadedImage:
 class _Header:
     """What the container says before any pixel is decoded."""
 
-    kind: str  # "png", "jpeg", "tiff", "webp", "bmp", "heif"
+    kind: str  # "png", "jpeg", "tiff", "webp", "bmp", "heif", "avif"
     width: int | None = None
     height: int | None = None
     orientation: int = 1
@@ -129,8 +133,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     """Read an image file as RGB (+ alpha) at its own bit depth, EXIF orientation applied.
 
     Args:
-        path: a PNG, JPEG, TIFF, WebP, BMP or HEIF/HEIC file (see ``READ_EXTENSIONS``). The content decides how it is
-            decoded; the extension only has to be one of the supported ones.
+        path: a PNG, JPEG, TIFF, WebP, BMP, HEIF/HEIC or AVIF file (see ``READ_EXTENSIONS``). The content decides
+            how it is decoded; the extension only has to be one of the supported ones.
         max_pixels: refuse images with more pixels than this (checked from the header before decoding).
 
     Returns:
@@ -146,6 +150,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     pixels, data, kind = _load_pixels(path, max_pixels, for_mask=False, notes=notes)
     if kind == "heif":
         metadata = heif.read_metadata(path, data, notes)
+    elif kind == "avif":
+        metadata = avif.read_metadata(path, data, notes)
     else:
         metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
     alpha = None
@@ -221,7 +227,8 @@ def _load_pixels(
 ) -> tuple[np.ndarray, bytes, str]:
     """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright.
 
-    Also returns the file's bytes and its format ("png", "jpeg", "tiff", "webp", "bmp"), for the metadata.
+    Also returns the file's bytes and its format ("png", "jpeg", "tiff", "webp", "bmp", "heif", "avif"), for the
+    metadata.
     What was left out (frames, channels) is appended to ``notes``.
     """
     ext = path.suffix.lower()
@@ -243,6 +250,11 @@ def _load_pixels(
         _check_pixels(path, width, height, max_pixels)
         pixels, heif_notes = heif.decode(path, data)  # upright already: libheif applies the file's rotation
         notes.extend(heif_notes)
+    elif header.kind == "avif":
+        width, height = avif.size(path, data)  # the container's, before decoding
+        _check_pixels(path, width, height, max_pixels)
+        pixels, avif_notes = avif.decode(path, data)  # upright already: the file's irot/imir boxes applied there
+        notes.extend(avif_notes)
     else:
         pixels = _decode_opencv(path, data, header.kind, for_mask)
         if header.frames > 1:
@@ -297,11 +309,13 @@ def _sniff(path: Path, data: bytes) -> _Header:
             return _parse_webp(data)
         if data.startswith(b"BM") and len(data) >= 26:
             return _parse_bmp(data)
+        if avif.is_avif(data):  # before HEIF: AVIF files also list HEIF's structural brands
+            return _Header("avif")
         if heif.is_heif(data):
             return _Header("heif")
     except struct.error:
         return _Header("unknown", truncated="the header ends early")
-    raise ImageReadError(f"cannot read image '{path}': it is not an image (not PNG, JPEG, TIFF, WebP, BMP or HEIF content)")
+    raise ImageReadError(f"cannot read image '{path}': it is not an image (not PNG, JPEG, TIFF, WebP, BMP, HEIF or AVIF content)")
 
 
 def _parse_png(data: bytes) -> _Header:
@@ -649,17 +663,18 @@ def write_image(
     Args:
         path: destination; its folder is created. Extension one of ``WRITE_EXTENSIONS``.
         rgb: (H, W, 3) RGB or (H, W) gray; uint8, uint16, or float in [0, 1] (clipped).
-        bit_depth: 8 or 16; default: that of ``rgb`` (8 for float data). PNG and TIFF keep 16-bit; JPEG, WebP
-            and BMP hold only 8 bits, so 16-bit data is rounded to 8 bits (v / 257, to nearest) for them —
+        bit_depth: 8 or 16; default: that of ``rgb`` (8 for float data). PNG and TIFF keep 16-bit; JPEG, WebP,
+            BMP and AVIF hold only 8 bits, so 16-bit data is rounded to 8 bits (v / 257, to nearest) for them —
             see :func:`output_bit_depth_for`. 8-bit data is never widened unless ``bit_depth=16`` is asked.
-        jpeg_quality: 1..100 for JPEG, for HEIF, and for WebP, where 100 means lossless.
-        alpha: (H, W) alpha channel, kept by PNG, TIFF, WebP, BMP and HEIF; JPEG cannot store it and drops it.
+        jpeg_quality: 1..100 for JPEG, for HEIF and AVIF (on libavif's own scale), and for WebP, where 100 means
+            lossless.
+        alpha: (H, W) alpha channel, kept by PNG, TIFF, WebP, BMP, HEIF and AVIF; JPEG cannot store it and drops it.
             (WebP, even lossless, may discard the colour of fully transparent pixels.)
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
-        metadata: colour profile, EXIF, resolution, XMP and IPTC to store (JPEG, PNG, TIFF, WebP, HEIF; BMP
-            stores none, WebP and HEIF no IPTC); None writes none. A gray image (no alpha) gets no colour profile,
-            since profiles kept are RGB.
+        metadata: colour profile, EXIF, resolution, XMP and IPTC to store (JPEG, PNG, TIFF, WebP, HEIF, AVIF;
+            BMP stores none, WebP, HEIF and AVIF no IPTC); None writes none. A gray image (no alpha) gets no colour
+            profile, since profiles kept are RGB.
         overwrite: False: raise OutputExistsError when ``path`` exists when the file is complete (also when
             it appeared while this one was being written); True: replace it.
 
@@ -697,6 +712,9 @@ def write_image(
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
     if ext in HEIF_EXTENSIONS:
         encoded = heif.encode(path, rgb, alpha, metadata, int(jpeg_quality))
+        return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
+    if ext in AVIF_EXTENSIONS:
+        encoded = avif.encode(path, rgb, alpha, metadata, int(jpeg_quality))
         return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
 
     if rgb.ndim == 2:

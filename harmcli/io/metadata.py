@@ -21,7 +21,7 @@ Photographers' files carry five things besides pixels that harmcli keeps:
   write them), byte for byte, with its MD5 digest when the input's digest was current (see
   :mod:`harmcli.io.iptc`). JPEG: APP13 "Photoshop 3.0" resources; TIFF: tag 33723 (and 34377 for the digest);
   PNG: the "Raw profile type iptc" text chunk of exiftool and ImageMagick (read holding a bare record or
-  resources, written holding resources, as exiftool does). WebP and HEIF have no place for it; their XMP carries
+  resources, written holding resources, as exiftool does). WebP, HEIF and AVIF have no place for it; their XMP carries
   the same fields for current tools. Photoshop's other image resources (thumbnails, paths, slices, layer comps)
   describe the old pixels or Photoshop's state and are not carried.
 

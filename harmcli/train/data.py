@@ -80,7 +80,7 @@ def target_style(composite_label: torch.Tensor, foreground_fraction: float) -> t
 
 
 def _read_other(path: Path, *, gray: bool) -> np.ndarray:
-    """What OpenCV cannot decode (HEIF photos in a dataset folder) through harmcli's own reader, as 8-bit."""
+    """What OpenCV cannot decode (HEIF or AVIF photos in a dataset folder) through harmcli's own reader, as 8-bit."""
     from harmcli.errors import ImageReadError
     from harmcli.io.images import read_image
 

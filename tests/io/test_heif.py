@@ -109,12 +109,13 @@ def test_heic_written_keeps_alpha_and_metadata(tmp_path):
     rgb, alpha = _patches(), np.full((60, 80), 200, np.uint8)
     exif = Image.Exif()
     exif[271] = "Camera"
-    metadata = ImageMetadata(icc=P3, exif=exif.tobytes()[6:], dpi=None, xmp=XMP)
+    metadata = ImageMetadata(icc=P3, exif=exif.tobytes()[6:], dpi=(300.0, 300.0), xmp=XMP)
     out = write_image(tmp_path / "out.heic", rgb, alpha=alpha, metadata=metadata)
     loaded = read_image(out)
     assert loaded.alpha is not None and abs(int(loaded.alpha.mean()) - 200) <= 2
     assert loaded.metadata.icc == P3 and _exif_tags(loaded.metadata.exif)[271] == "Camera"
     assert loaded.metadata.xmp == metadata.xmp
+    assert loaded.metadata.dpi == pytest.approx((300.0, 300.0))  # in EXIF, HEIF's only place for it
 
 
 def test_a_damaged_heic_is_a_read_error(tmp_path):
