@@ -104,7 +104,7 @@ class _Reporter:
 
 
 # Mask files whose compression leaves non-zero noise where the mask should be 0.
-LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg", ".webp")
+LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg", ".webp", ".heic", ".heif", ".hif", ".avif")
 
 
 def _check_options(
@@ -146,7 +146,7 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
         which = f"{lossy_masks[0]} and {len(lossy_masks) - 1} more masks are" if len(lossy_masks) > 1 else f"{lossy_masks[0]} is"
         report.warn(
             f"{which} lossy "
-            "(JPEG/WebP): compression noise around the object is read as faint mask, so pixels just outside it change "
+            "(JPEG/WebP/HEIC/AVIF): compression noise around the object is read as faint mask, so pixels just outside it change "
             "slightly; save masks as PNG or TIFF to keep the background bit for bit"
         )
     _remove_stale_temp_files(layout, report)

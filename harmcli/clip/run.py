@@ -490,7 +490,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     tags=tags,
                 )
             pts = frame.pts if frame.pts is not None else frame.index
-            state["writer"].write(image, pts, frame.alpha)
+            state["writer"].write(_as_video_colour(frame, image, state, notes), pts, frame.alpha)
 
         try:
             count = _apply_all(inputs, adjustment_for, write, on_progress, times)
@@ -504,6 +504,34 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
 
     atomic_write(output.path, encode, overwrite=output.overwrite)
     return count
+
+
+def _as_video_colour(frame: Frame, image: np.ndarray, state: dict, notes: list[str]) -> np.ndarray:
+    """A frame's pixels for a video file, which holds no ICC profile and is read as sRGB/Rec. 709: frames from
+    files with another profile (Display P3 HEIC frames, an Adobe RGB plate) are converted, and the run says so
+    once; a profile that cannot be used leaves the numbers as they are, said once too."""
+    from harmcli.io import colour
+
+    icc = frame.metadata.icc if frame.metadata is not None else None
+    if icc is None:
+        return image
+    cache = state.setdefault("same_space", {})
+    if icc not in cache:
+        cache[icc] = colour.same_space(icc, None)
+    if cache[icc]:
+        return image
+    try:
+        converted, _ = colour.convert(image, icc, None)
+    except colour.ProfileError as exc:
+        note = (f"a frame's colour profile ({colour.profile_name(icc)!r}) cannot be used ({exc}); its numbers were "
+                "written into the video as they are")
+        converted = image
+    else:
+        note = (f"converted the frames from {colour.profile_name(icc)!r} into sRGB for the video, which holds no "
+                "colour profile")
+    if note not in notes:
+        notes.append(note)
+    return converted
 
 
 def _write_frames(inputs: ClipInputs, output: ClipOutput, adjustment_for, on_progress, times) -> int:

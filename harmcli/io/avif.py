@@ -39,7 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError
-from harmcli.io.metadata import NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile
+from harmcli.io.metadata import (
+    NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile, standalone_xmp,
+)
 
 AVIF_EXTENSIONS = (".avif",)
 # ftyp brands that say the images are AV1-coded (avif: still image, avis: sequence). AVIF files also list the
@@ -75,7 +77,9 @@ def _open(path: Path, data: bytes):
     try:
         # The class itself, not Image.open: Image.open refuses images over Pillow's own pixel limit, and here
         # --max-pixels alone decides (images.py checks it against this size before decoding).
-        return plugin.AvifImageFile(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like: Python warnings on stderr
+            return plugin.AvifImageFile(io.BytesIO(data))
     except (SyntaxError, ValueError, RuntimeError, OSError) as exc:
         cut = _ends_early(data) or "truncated" in str(exc).lower()  # libavif's "Truncated data" result
         what = "the file is truncated" if cut else "not an AVIF image libavif can decode"
@@ -166,10 +170,12 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
         if exif is not None:
             options["exif"] = exif
         if metadata.xmp is not None:
-            options["xmp"] = metadata.xmp
+            options["xmp"] = standalone_xmp(metadata.xmp)
     out = io.BytesIO()
     try:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="AVIF", **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="AVIF", **options)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ImageWriteError(f"cannot write '{path}': AVIF encoding failed ({_first_line(exc)})") from None
     return out.getvalue()

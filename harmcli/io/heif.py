@@ -28,11 +28,14 @@ import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError
 from harmcli.io.avif import AV1_BRANDS
-from harmcli.io.metadata import NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile
+from harmcli.io.metadata import (
+    NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile, standalone_xmp,
+)
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 # ISO base media brands of still HEIF images (HEVC-coded: heic/heix/heim/heis, and the structural mif1/msf1).
 _BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # nclx transfer_characteristics codes: HDR, not sRGB's curve
 _BT709_OR_UNSTATED = (1, 2)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
 
 
@@ -89,7 +92,21 @@ def decode(path: Path, data: bytes) -> tuple[np.ndarray, list[str]]:
         pixels = np.rint((pixels >> (16 - bits)).astype(np.float32) * np.float32(65535.0 / top)).astype(np.uint16)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if pixels.shape[2] == 4 and getattr(image, "premultiplied_alpha", False):
+        pixels = _unpremultiplied(pixels)
     return np.ascontiguousarray(pixels), notes
+
+
+def _unpremultiplied(rgba: np.ndarray) -> np.ndarray:
+    """Straight alpha from premultiplied (as harmcli and every output format here hold it): colour / alpha,
+    black where alpha is 0."""
+    top = float(np.iinfo(rgba.dtype).max)
+    alpha = rgba[..., 3:].astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rgb = np.where(alpha > 0, rgba[..., :3].astype(np.float32) * top / alpha, 0.0)
+    out = rgba.copy()
+    out[..., :3] = np.rint(np.clip(rgb, 0, top)).astype(rgba.dtype)
+    return out
 
 
 def read_metadata(path: Path, data: bytes, notes: list[str] | None = None) -> ImageMetadata:
@@ -101,10 +118,14 @@ def read_metadata(path: Path, data: bytes, notes: list[str] | None = None) -> Im
     icc = info.get("icc_profile") or None
     nclx = info.get("nclx_profile") or {}
     primaries = nclx.get("color_primaries") if isinstance(nclx, dict) else None
-    if icc is None and primaries is not None and int(primaries) not in _BT709_OR_UNSTATED and notes is not None:
+    transfer = nclx.get("transfer_characteristics") if isinstance(nclx, dict) else None
+    wide = primaries is not None and int(primaries) not in _BT709_OR_UNSTATED
+    hdr = transfer is not None and int(transfer) in _HDR_TRANSFERS
+    if icc is None and (wide or hdr) and notes is not None:
+        what = f"nclx primaries {int(primaries)}" + (f", {_HDR_TRANSFERS[int(transfer)]} transfer" if hdr else "")
         notes.append(
-            f"{path}: its colours are described by code (nclx primaries {int(primaries)}), not by a profile; "
-            "taken as sRGB, and the output is untagged"
+            f"{path}: its colours are described by code ({what}), not by a profile; taken as sRGB, and the output is "
+            "untagged"
         )
     exif = info.get("exif") or None
     if exif is not None and exif.startswith(b"Exif\x00\x00"):
@@ -139,7 +160,7 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
         if exif is not None:
             options["exif"] = b"Exif\x00\x00" + exif
         if metadata.xmp is not None:
-            options["xmp"] = metadata.xmp
+            options["xmp"] = standalone_xmp(metadata.xmp)
     out = io.BytesIO()
     try:
         image = heif.from_bytes(mode=mode, size=(pixels.shape[1], pixels.shape[0]), data=np.ascontiguousarray(pixels).tobytes())

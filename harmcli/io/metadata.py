@@ -153,10 +153,23 @@ _XMP_ORIENTATION = (
     (re.compile(rb"(<tiff:Orientation>)\s*\d+\s*(</tiff:Orientation>)"), rb"\g<1>1\g<2>"),
 )
 _XMP_THUMBNAILS = re.compile(rb"<xmp:Thumbnails\b.*?</xmp:Thumbnails>|<xmp:Thumbnails\b[^>]*/>", re.S)
+# Pictures and maps of the old photo that phones keep in XMP or describe there: Google's portrait mode puts the
+# unedited original (GImage) and a depth map (GDepth) in the (extended) XMP as base64; Ultra HDR's gain map
+# (hdrgm) and Dynamic Depth's items (Container:Directory) are files appended after the JPEG, which the output does
+# not have. Carried over, they would hand the old pixels back or point at images that are not there.
+_OLD_PICTURES = (
+    re.compile(rb"""\s(?:GImage|GDepth|hdrgm):\w+\s*=\s*(?:"[^"]*"|'[^']*')"""),
+    re.compile(rb"<((?:GImage|GDepth|hdrgm|Container):\w+)\b[^>]*?(?:/>|>.*?</\1\s*>)", re.S),
+)
+# A standard packet's pointer to its extended part (attribute or element), for formats that carry no extended part.
+_EXTENDED_POINTER = re.compile(
+    rb"""\s\w+:HasExtendedXMP\s*=\s*(?:"[^"]*"|'[^']*')|<(\w+:HasExtendedXMP)\b[^>]*?(?:/>|>.*?</\1\s*>)""", re.S
+)
 
 
 def clean_xmp(xmp: bytes | None) -> bytes | None:
-    """An XMP packet for an upright output: orientation 1, thumbnails (of the old picture) removed.
+    """An XMP packet for an upright output: orientation 1; thumbnails, and the original photo, depth map and gain
+    map phones keep beside it (all of the old picture), removed.
 
     Edited as text, so that everything else stays byte for byte; something that is not an XMP packet is dropped.
     """
@@ -164,7 +177,15 @@ def clean_xmp(xmp: bytes | None) -> bytes | None:
         return None
     for pattern, replacement in _XMP_ORIENTATION:
         xmp = pattern.sub(replacement, xmp)
+    for pattern in _OLD_PICTURES:
+        xmp = pattern.sub(b"", xmp)
     return _XMP_THUMBNAILS.sub(b"", xmp)
+
+
+def standalone_xmp(xmp: bytes | None) -> bytes | None:
+    """The standard packet for an output that holds no extended part (every format but JPEG): without the pointer
+    to one, which would name a packet that is not there."""
+    return _EXTENDED_POINTER.sub(b"", xmp) if xmp else xmp
 
 
 # The GUID of a standard packet's extended part, as an attribute or as an element (group 2 is the GUID itself).
@@ -608,7 +629,7 @@ def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
     if metadata.exif is not None:
         chunks.append(_png_chunk(b"eXIf", metadata.exif))
     if metadata.xmp is not None:  # uncompressed, as XMP asks, so that tools can find it without inflating
-        chunks.append(_png_chunk(b"iTXt", _XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + metadata.xmp))
+        chunks.append(_png_chunk(b"iTXt", _XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + standalone_xmp(metadata.xmp)))
     if metadata.iptc is not None:
         # exiftool's way: the record inside image resources (so the digest can come along), compressed zTXt.
         text = iim.raw_profile(b"IPTC profile", iim.resources_for(metadata.iptc, metadata.iptc_digest))
@@ -674,7 +695,7 @@ def _embed_webp(encoded: bytes, metadata: ImageMetadata, has_alpha: bool) -> byt
         parts.append(_riff_chunk(b"EXIF", metadata.exif))
     if metadata.xmp is not None:
         flags |= 0x04
-        parts.append(_riff_chunk(b"XMP ", metadata.xmp))
+        parts.append(_riff_chunk(b"XMP ", standalone_xmp(metadata.xmp)))
     vp8x = bytes((flags, 0, 0, 0)) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + _riff_chunk(b"VP8X", vp8x) + b"".join(parts)
     return b"RIFF" + struct.pack("<I", len(body)) + body
@@ -697,7 +718,8 @@ def tiff_write_options(metadata: ImageMetadata | None) -> dict:
         options["resolution"] = metadata.dpi
         options["resolutionunit"] = "INCH"
     if metadata.xmp is not None:
-        options["extratags"] = [(_XMP_TIFF_TAG, 1, len(metadata.xmp), metadata.xmp, True)]
+        xmp = standalone_xmp(metadata.xmp)
+        options["extratags"] = [(_XMP_TIFF_TAG, 1, len(xmp), xmp, True)]
     if metadata.iptc is not None:  # UNDEFINED: a byte stream, so no reader can mistake it for numbers to swap
         tags = [(_IPTC_TIFF_TAG, 7, len(metadata.iptc), metadata.iptc, True)]
         if metadata.iptc_digest:

@@ -122,7 +122,7 @@ def is_video_input(path: str | Path, image_extensions: tuple[str, ...] = ()) -> 
         return False
     av = _av()
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             return bool(container.streams.video)
     except (av.FFmpegError, OSError, ValueError):
         return False
@@ -253,7 +253,7 @@ def _open(path: Path):
     if path.is_dir():
         raise ImageReadError(f"cannot read video '{path}': it is a folder, not a file")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), metadata_errors="replace")
     except FileNotFoundError:
         raise ImageReadError(f"cannot read video '{path}': the file does not exist") from None
     except av.FFmpegError as exc:
@@ -430,7 +430,7 @@ def container_tags(path: str | Path) -> dict[str, str]:
     for an output to carry (formats keep what they have a place for). Empty when the file cannot be read."""
     av = _av()
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             tags = dict(container.metadata)
     except (av.FFmpegError, OSError):
         return {}
@@ -499,7 +499,13 @@ class VideoWriter:
                               "(--codec hevc, prores or ffv1 keep them)")
         elif deep and codec.deep_note and self.pix_fmt != plain:
             self.notes.append(codec.deep_note)
-        self.container = av.open(fh, "w", format=_FORMATS[self.output.suffix.lower()])
+        fmt = _FORMATS[self.output.suffix.lower()]
+        options = {}
+        if fmt in ("mp4", "mov") and any("." in key for key in (tags or {})):
+            # Apple's keys (com.apple.quicktime.location.ISO6709, .make, .creationdate) exist only in the
+            # QuickTime "mdta" form; without this flag FFmpeg's muxer silently leaves them out.
+            options["movflags"] = "use_metadata_tags"
+        self.container = av.open(fh, "w", format=fmt, options=options, metadata_errors="replace")
         self.container.metadata.update(tags or {})
         stream = self.container.add_stream(codec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
@@ -637,7 +643,7 @@ class _AudioCopy:
 
     def __init__(self, container, source: Path, output: Path, notes: list[str]):
         av = _av()
-        self.input = av.open(str(source))
+        self.input = av.open(str(source), metadata_errors="replace")
         self.container = container
         stream = self.input.streams.audio[0]
         fmt = _FORMATS[output.suffix.lower()]

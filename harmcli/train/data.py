@@ -92,8 +92,12 @@ def _read_other(path: Path, *, gray: bool) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray else rgb
 
 
+# Decoded by harmcli's reader, never by OpenCV: some OpenCV builds decode AVIF but ignore its rotation boxes.
+_OWN_READER = (".heic", ".heif", ".hif", ".avif")
+
+
 def _read_rgb(path: Path, size: int) -> np.ndarray:
-    data = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = None if path.suffix.lower() in _OWN_READER else cv2.imread(str(path), cv2.IMREAD_COLOR)
     if data is None:
         data = _read_other(path, gray=False)
     else:
@@ -104,7 +108,7 @@ def _read_rgb(path: Path, size: int) -> np.ndarray:
 
 
 def _read_gray(path: Path, size: int) -> np.ndarray:
-    data = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    data = None if path.suffix.lower() in _OWN_READER else cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if data is None:
         data = _read_other(path, gray=True)
     if data.shape[:2] != (size, size):

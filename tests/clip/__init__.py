@@ -44,10 +44,11 @@ def make_clip(n: int = 16, *, seed: int = 0, step_at: int | None = None, noise: 
 
 
 def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", audio: bool = False,
-                display_rotation: tuple[int, bool, bool] | None = None, tags: dict[str, str] | None = None) -> Path:
+                display_rotation: tuple[int, bool, bool] | None = None, tags: dict[str, str] | None = None,
+                tag_encoding: str = "utf-8") -> Path:
     """Write uint8 RGB (H, W, 3), RGBA (H, W, 4) or gray (H, W) frames; ``codec`` ffv1 (lossless), h264, png.
     ``display_rotation``: (degrees counter-clockwise, hflip, vflip) put in the display matrix, as a phone does;
-    ``tags``: the container's metadata."""
+    ``tags``: the container's metadata, written in ``tag_encoding``."""
     import av
 
     path = Path(path)
@@ -60,7 +61,10 @@ def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", a
         ("png", "rgba"): ("png", "rgba"), ("png", "rgb24"): ("png", "rgb24"), ("png", "gray"): ("png", "gray"),
         ("prores", "rgba"): ("prores_ks", "yuva444p10le"),
     }[(codec, fmt)]
-    with av.open(str(path), "w") as out:
+    # Reverse-DNS keys (an iPhone's com.apple.quicktime.*) need QuickTime's "mdta" form in .mov/.mp4.
+    mdta = path.suffix.lower() in (".mov", ".mp4") and any("." in key for key in (tags or {}))
+    options = {"movflags": "use_metadata_tags"} if mdta else {}
+    with av.open(str(path), "w", options=options, metadata_encoding=tag_encoding) as out:
         out.metadata.update(tags or {})
         stream = out.add_stream(encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], pix

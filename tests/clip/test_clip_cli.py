@@ -331,6 +331,18 @@ def test_a_foreground_sequence_is_pasted_in_the_background_clips_colour_space(ru
     assert icc == adobe
     assert np.abs(got[masks[1] == 255].astype(int) - want[masks[1] == 255]).max() <= 1
 
+    # The same into a video, which holds no profile and is read as sRGB: the frames are converted into sRGB, so the
+    # plate shows its colours (not its Adobe RGB numbers) and the subject its own.
+    out = tmp_path / "over_adobe.mkv"
+    result = run("harmonize", fg_video, still, tmp_path / "masks", "-o", out, "--codec", "ffv1",
+                 "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert result.err.count("into sRGB for the video") == 1
+    plate_seen = colour.convert(backs[0], adobe, None)[0]
+    for (got, _), c, m in zip(VideoReader(out), comps, masks):
+        assert np.abs(got[m == 0].astype(int) - plate_seen[m == 0]).max() <= 1
+        assert np.abs(got[m == 255].astype(int) - c[m == 255]).max() <= 2  # sRGB -> Adobe RGB -> sRGB
+
 
 def test_a_videos_own_metadata_reaches_the_output_unless_stripped(run, tmp_path, identity_weights):
     import av
@@ -355,6 +367,22 @@ def test_a_videos_own_metadata_reaches_the_output_unless_stripped(run, tmp_path,
     result = run("harmonize", clip, "-m", mask, "-o", out, "--strip-metadata", "--weights", identity_weights)
     assert result.code == 0, result.err
     assert not set(tags) & set(tags_of(out))
+
+    # Apple's own keys (what an iPhone writes: location, make, creation date with its zone) reach .mov and .mp4.
+    apple = {"com.apple.quicktime.location.ISO6709": "+48.8577+002.2950+035.000/",
+             "com.apple.quicktime.make": "Apple"}
+    phone = write_video(tmp_path / "phone.mov", comps, codec="h264", tags=apple)
+    for ext in (".mov", ".mp4"):
+        out = tmp_path / f"phone_out{ext}"
+        result = run("harmonize", phone, "-m", mask, "-o", out, "--weights", identity_weights)
+        assert result.code == 0, result.err
+        assert {k: tags_of(out).get(k) for k in apple} == apple
+
+    # A tag in another encoding than UTF-8 (older cameras write Latin-1) is carried as best it can, never an error.
+    latin = write_video(tmp_path / "latin.mkv", comps, tags={"title": "café"}, tag_encoding="latin-1")
+    result = run("harmonize", latin, "-m", mask, "-o", tmp_path / "latin_out.mkv", "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert tags_of(tmp_path / "latin_out.mkv").get("title", "").startswith("caf")
 
     # A foreground over a background video: the background's, as an image output inherits the background's.
     plate = write_video(tmp_path / "plate.mkv", backs, tags={"title": "the plate"})

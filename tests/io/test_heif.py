@@ -185,3 +185,13 @@ def test_phone_photos_feed_make_composites_and_eval(run, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
     assert len(rows) == 1 and rows[0]["name"] == "a"
     assert rows[0]["method"] == "identity" and float(rows[0]["fMSE"]) > 100  # the composite's own error against the background photo
+
+
+def test_premultiplied_alpha_is_read_as_straight_alpha(tmp_path):
+    stored = np.zeros((16, 16, 4), np.uint8)
+    stored[..., 0], stored[..., 3] = 100, 128  # red 100 premultiplied by alpha 128: straight red is 199
+    image = pillow_heif.from_bytes(mode="RGBa", size=(16, 16), data=stored.tobytes())
+    image.save(str(tmp_path / "pre.heic"), quality=-1)  # -1: lossless
+    loaded = read_image(tmp_path / "pre.heic")
+    assert abs(int(loaded.alpha[8, 8]) - 128) <= 1
+    assert abs(int(loaded.rgb[8, 8, 0]) - 199) <= 2 and loaded.rgb[8, 8, 1:].max() <= 2

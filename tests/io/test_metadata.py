@@ -18,7 +18,7 @@ import tifffile
 from PIL import ExifTags, Image, ImageCms
 
 from harmcli.io.images import read_image, write_image
-from harmcli.io.metadata import ImageMetadata, read_metadata
+from harmcli.io.metadata import ImageMetadata, read_metadata, standalone_xmp
 
 from ..cli import IDENTITY, make_scene, run, write_params  # noqa: F401  (fixtures)
 from .icc import ADOBE_RGB, PROPHOTO_RGB, build_rgb_profile
@@ -320,16 +320,16 @@ XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
 
 
 def extended_packet(thumbnail: bool = False) -> bytes:
-    """What a phone camera or Lightroom puts in extended XMP: a large property (here 150 KB of base64) that does
-    not fit the 64 KB standard packet; optionally a thumbnail of the old picture as well."""
+    """What Lightroom or Photoshop puts in extended XMP: a large property (here 150 KB of text, in a namespace of
+    its own) that does not fit the 64 KB standard packet; optionally a thumbnail of the old picture as well."""
     data = bytes(np.random.default_rng(3).integers(65, 91, 150_000, dtype=np.uint8))
     thumbs = (b'<xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource"><xmpGImg:image>/9j/4AAQ</xmpGImg:image>'
               b"</rdf:li></rdf:Alt></xmp:Thumbnails>") if thumbnail else b""
     return (
         b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        b'<rdf:Description rdf:about="" xmlns:GImage="http://ns.google.com/photos/1.0/image/" '
+        b'<rdf:Description rdf:about="" xmlns:hist="http://example.com/history/1.0/" '
         b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:xmpGImg="http://ns.adobe.com/xap/1.0/g/img/" '
-        b'GImage:Mime="image/jpeg" GImage:Data="' + data + b'">' + thumbs + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+        b'hist:Kind="steps" hist:Steps="' + data + b'">' + thumbs + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
     )
 
 
@@ -397,7 +397,9 @@ def test_extended_xmp_reassembled_and_written_back(tmp_path):
     # TIFF and PNG have one XMP place without a size limit: only the standard packet goes there.
     for ext in (".tif", ".png"):
         other = read_image(write_image(tmp_path / f"out{ext}", loaded.rgb, metadata=loaded.metadata)).metadata
-        assert other.xmp == loaded.metadata.xmp and other.xmp_extended is None
+        # ...without its pointer to the extended part, which would name nothing there.
+        assert other.xmp == standalone_xmp(loaded.metadata.xmp) and other.xmp_extended is None
+        assert b"HasExtendedXMP" not in other.xmp and b"HasExtendedXMP" in loaded.metadata.xmp
 
 
 def test_incomplete_or_foreign_extended_xmp_is_ignored(tmp_path):
@@ -436,7 +438,7 @@ def test_extended_xmp_cleaned_gets_a_new_guid(tmp_path):
         [(0xE1, XMP_STANDARD + standard_packet(guid)), *extension_segments(extended, guid)]))
     metadata = read_image(source).metadata
     cleaned = metadata.xmp_extended
-    assert b"Thumbnails" not in cleaned and b"/9j/" not in cleaned and b'GImage:Data="' in cleaned
+    assert b"Thumbnails" not in cleaned and b"/9j/" not in cleaned and b'hist:Steps="' in cleaned
     new_guid = guid_of(cleaned)
     assert new_guid != guid and b'HasExtendedXMP="' + new_guid + b'"' in metadata.xmp and guid not in metadata.xmp
     out = write_image(tmp_path / "out.jpg", camera_rgb(), metadata=metadata)
@@ -463,3 +465,41 @@ def test_harmonize_keeps_extended_xmp_and_strip_drops_it(run, tmp_path):
     assert b'HasExtendedXMP="' + guid + b'"' in standard and b'tiff:Orientation="1"' in standard
     assert b"".join(p for _, _, p in sorted(pieces[guid], key=lambda p: p[1])) == extended
     assert extended_xmp_of(stripped.read_bytes()) == (None, {})
+
+
+def test_the_old_picture_phones_keep_in_xmp_is_not_carried(tmp_path):
+    """Google's portrait photos keep the unedited original (GImage) and a depth map (GDepth) in XMP, Ultra HDR
+    describes a gain map (hdrgm) and Dynamic Depth its appended items (Container): all of the old picture or of
+    files the output does not have. The rest of the packet stays byte for byte."""
+    from harmcli.io.metadata import clean_xmp
+
+    packet = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:GImage="http://ns.google.com/photos/1.0/image/" '
+        b'xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/" xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map/1.0/" '
+        b'xmlns:Container="http://ns.google.com/photos/1.0/container/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        b'GImage:Mime="image/jpeg" GImage:Data="/9j/AAAA" GDepth:Format="RangeInverse" GDepth:Data=\'iVBOR\' '
+        b'hdrgm:Version="1.0" dc:format="image/jpeg"><Container:Directory><rdf:Seq><rdf:li>item</rdf:li></rdf:Seq>'
+        b'</Container:Directory><dc:rights>(c) Ana</dc:rights></rdf:Description></rdf:RDF></x:xmpmeta>'
+    )
+    cleaned = clean_xmp(packet)
+    for gone in (b"GImage:", b"GDepth:", b"hdrgm:Version", b"Container:Directory", b"/9j/", b"iVBOR"):
+        assert gone not in cleaned, gone  # (the namespace declarations, xmlns:GImage=..., may stay)
+    assert b'dc:format="image/jpeg"' in cleaned and b"<dc:rights>(c) Ana</dc:rights>" in cleaned
+
+
+def test_formats_without_an_extended_part_lose_the_pointer_to_it(tmp_path):
+    """A JPEG's standard packet names its extended part by GUID; a PNG, TIFF or WebP output holds only the standard
+    packet, so the pointer would name nothing and goes."""
+    extended = extended_packet()
+    guid = guid_of(extended)
+    source = tmp_path / "in.jpg"
+    source.write_bytes(jpeg_with_segments(
+        [(0xE1, XMP_STANDARD + standard_packet(guid)), *extension_segments(extended, guid)]))
+    metadata = read_image(source).metadata
+    for ext in (".png", ".tif", ".webp"):
+        out = write_image(tmp_path / f"out{ext}", camera_rgb(), metadata=metadata)
+        xmp = read_image(out).metadata.xmp
+        assert b"HasExtendedXMP" not in xmp and b'xmp:Rating="5"' in xmp, ext
+    jpeg = write_image(tmp_path / "out.jpg", camera_rgb(), metadata=metadata)
+    assert b"HasExtendedXMP" in read_image(jpeg).metadata.xmp
