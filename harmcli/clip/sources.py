@@ -206,9 +206,15 @@ class ClipInputs:
         sized = [s for s in self.sources.values() if s.size is not None]
         for s in sized[1:]:
             if s.size != sized[0].size:
+                turned = [v for v in (s, sized[0]) if isinstance(v, VideoSource) and v.info.orientation.swaps_sides]
+                hint = ""
+                if turned and s.size == sized[0].size[::-1]:
+                    # A phone clip is read the way players show it; a mask drawn on its stored frames is sideways.
+                    hint = (f" ({turned[0].path} is stored turned a quarter and read upright, as players show it: "
+                            "draw masks and foregrounds on the upright picture)")
                 raise InputMismatchError(
                     f"{s.path} ({s.role}) is {s.size[1]}x{s.size[0]} but {sized[0].path} is "
-                    f"{sized[0].size[1]}x{sized[0].size[0]}; they must be the same size"
+                    f"{sized[0].size[1]}x{sized[0].size[0]}; they must be the same size{hint}"
                 )
 
     def _check_counts(self, moving: list[Source]) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harmcli.io.video import Orientation, VideoReader, probe
-from tests.cli import identity_weights, run  # noqa: F401 (fixtures)
+from tests.cli import assert_one_error, identity_weights, run  # noqa: F401 (fixtures)
 
 from . import jittery_weights, make_clip, write_video  # noqa: F401
 
@@ -67,3 +67,13 @@ def test_a_portrait_phone_clip_lines_up_with_an_upright_mask_and_comes_out_uprig
     for (got, _), src, m in zip(VideoReader(out), comps, masks):
         assert np.array_equal(got[m == 0], src[m == 0])  # the background, upright and untouched
         assert np.abs(got[m == 255].astype(int) - src[m == 255]).mean() > 2  # the subject under the mask adjusted
+
+
+def test_a_mask_drawn_on_the_stored_sideways_frames_gets_a_hint(run, tmp_path, identity_weights):
+    comps, _, masks = make_clip(3)
+    stored = [np.ascontiguousarray(np.rot90(c, -1)) for c in comps]
+    clip = write_video(tmp_path / "phone.mkv", stored, display_rotation=(90, False, False))
+    sideways = write_video(tmp_path / "mask.mkv", [np.ascontiguousarray(np.rot90(m, -1)) for m in masks])
+    result = run("harmonize", clip, "-m", sideways, "-o", tmp_path / "out.mkv", "--weights", identity_weights)
+    assert_one_error(result, 1, "must be the same size", "read upright", "phone.mkv")
+    assert not (tmp_path / "out.mkv").exists()
