@@ -64,7 +64,7 @@ class VideoSource(Source):
         self.reader = None
 
     def frames(self):
-        self.reader = VideoReader(self.path, self.mode)
+        self.reader = VideoReader(self.path, self.mode, self.info)
         # Masks stay uint8: every consumer takes them, and apply's 8-bit mask path is the fastest.
         yield from self.reader
 

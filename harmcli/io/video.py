@@ -361,9 +361,10 @@ class VideoReader:
     :class:`Orientation`). Iterating yields ``(array, pts)``; :attr:`color` is the first frame's colour tagging.
     """
 
-    def __init__(self, path: str | Path, mode: str = "rgb"):
+    def __init__(self, path: str | Path, mode: str = "rgb", info: VideoInfo | None = None):
+        """``info``: the file's :func:`probe`, when the caller has it (probing decodes the first frame)."""
         self.path = Path(path)
-        self.info = probe(self.path)
+        self.info = info if info is not None else probe(self.path)
         self.mode = mode
         self.color = ColorInfo()
         self._container = None
