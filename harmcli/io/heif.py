@@ -36,7 +36,8 @@ HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 # ISO base media brands of still HEIF images (HEVC-coded: heic/heix/heim/heis, and the structural mif1/msf1).
 _BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 _HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # nclx transfer_characteristics codes: HDR, not sRGB's curve
-_BT709_OR_UNSTATED = (1, 2)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
+_BT709_OR_UNSTATED = (1, 2)
+_MAX_SIDE = 16384  # the widest or tallest picture x265 here encodes (measured: 16384 works, 17000 is refused)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
 
 
 def is_heif(data: bytes) -> bool:
@@ -145,6 +146,12 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
 
     ``quality`` 1..100 as for JPEG; 100 is the encoder's best lossy quality (HEVC here has no lossless RGB)."""
     heif = _pillow_heif()
+    if max(rgb.shape[:2]) > _MAX_SIDE:
+        # x265 refuses such a picture with a message about its parameters; say what the limit is instead.
+        raise ImageWriteError(
+            f"cannot write '{path}': {rgb.shape[1]}x{rgb.shape[0]} has a side over {_MAX_SIDE} pixels, more than the "
+            "HEVC encoder takes; write a .tif, .png or .jpg"
+        )
     pixels = rgb if alpha is None else np.dstack((rgb, alpha))
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)

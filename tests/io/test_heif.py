@@ -195,3 +195,10 @@ def test_premultiplied_alpha_is_read_as_straight_alpha(tmp_path):
     loaded = read_image(tmp_path / "pre.heic")
     assert abs(int(loaded.alpha[8, 8]) - 128) <= 1
     assert abs(int(loaded.rgb[8, 8, 0]) - 199) <= 2 and loaded.rgb[8, 8, 1:].max() <= 2
+
+
+def test_a_picture_too_wide_for_hevc_is_refused_with_the_limit(tmp_path):
+    with pytest.raises(Exception, match="side over 16384 pixels") as caught:
+        write_image(tmp_path / "wide.heic", np.zeros((8, 16385, 3), np.uint8))
+    assert type(caught.value).__name__ == "ImageWriteError"
+    assert not list(tmp_path.iterdir())  # nothing half-written
