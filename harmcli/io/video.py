@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -276,9 +277,13 @@ def _alpha_decoder(stream):
         return None
     av = _av()
     try:
-        return av.codec.CodecContext.create("libvpx-vp9", "r")
+        decoder = av.codec.CodecContext.create("libvpx-vp9", "r")
     except (av.FFmpegError, ValueError):
         return None
+    # A context made by hand decodes on one thread unless told (the stream's thread_type does not reach it);
+    # libvpx splits a frame over tile columns.
+    decoder.thread_count = min(8, os.cpu_count() or 1)
+    return decoder
 
 
 def _decoded(container, stream, decoder) -> Iterator:
