@@ -39,16 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError
-from harmcli.io.metadata import (
-    NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile, standalone_xmp,
-)
+from harmcli.io.colour import coded_colour_note
+from harmcli.io.metadata import NO_METADATA, ImageMetadata, encoder_options, metadata_from_parts
 
 AVIF_EXTENSIONS = (".avif",)
 # ftyp brands that say the images are AV1-coded (avif: still image, avis: sequence). AVIF files also list the
 # structural HEIF brands (mif1, msf1, miaf), so these decide between AVIF and HEVC-coded HEIF.
 AV1_BRANDS = (b"avif", b"avis")
-_BT709_OR_UNSTATED = (1, 2)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
-_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # nclx transfer_characteristics codes
 _ORIENTATION_TAG = 274
 _SPEED = 6  # libaom's effort, 0 (slowest) .. 10: see the module docstring
 
@@ -125,27 +122,12 @@ def read_metadata(path: Path, data: bytes, notes: list[str] | None = None) -> Im
     icc = info.get("icc_profile") or None
     if icc is None and notes is not None:
         _, primaries, transfer = _coding(data)
-        if (primaries is not None and primaries not in _BT709_OR_UNSTATED) or transfer in _HDR_TRANSFERS:
-            what = f"nclx primaries {primaries}"
-            if transfer in _HDR_TRANSFERS:
-                what += f", {_HDR_TRANSFERS[transfer]} transfer"
-            notes.append(
-                f"{path}: its colours are described by code ({what}), not by a profile; taken as sRGB, and the "
-                "output is untagged"
-            )
-    exif = info.get("exif") or None
-    if exif is not None and exif.startswith(b"Exif\x00\x00"):
-        exif = exif[6:]
-    # The Orientation in it is the boxes' (see the module docstring); clean_exif sets it to 1 for the upright
-    # pixels and, for a quarter turn, swaps the EXIF pixel width and height accordingly.
-    exif, dpi = clean_exif(exif) if exif else (None, None)
-    if dpi is not None and not all(1.0 <= v <= 100_000.0 for v in dpi):
-        dpi = None
-    xmp = info.get("xmp")
-    return ImageMetadata(
-        icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi,
-        xmp=clean_xmp(xmp.encode("utf-8") if isinstance(xmp, str) else xmp),
-    )
+        note = coded_colour_note(path, primaries, transfer)
+        if note:
+            notes.append(note)
+    # The EXIF Orientation is the boxes' (see the module docstring); cleaning sets it to 1 for the upright pixels
+    # and, for a quarter turn, swaps the EXIF pixel width and height accordingly.
+    return metadata_from_parts(icc, info.get("exif"), info.get("xmp"))
 
 
 def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: ImageMetadata | None, quality: int) -> bytes:
@@ -160,17 +142,7 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
     pixels = rgb
     if alpha is not None:
         pixels = np.dstack((np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb, alpha))
-    options: dict = {"quality": int(quality), "speed": _SPEED}
-    if metadata is not None:
-        if metadata.icc is not None:
-            options["icc_profile"] = metadata.icc
-        exif = metadata.exif
-        if metadata.dpi is not None:  # EXIF is AVIF's only place for a resolution, as for WebP
-            exif = exif_with_resolution(exif, metadata.dpi)
-        if exif is not None:
-            options["exif"] = exif
-        if metadata.xmp is not None:
-            options["xmp"] = standalone_xmp(metadata.xmp)
+    options = {"quality": int(quality), "speed": _SPEED, **encoder_options(metadata, exif_prefix=False)}
     out = io.BytesIO()
     try:
         with warnings.catch_warnings():

@@ -35,6 +35,26 @@ _LUT_TAGS = (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2")
 _INVERSE_STEPS = 65536
 
 
+# nclx codes (ISO/IEC 23091-2) that HEIF and AVIF files may give instead of a profile.
+_BT709_OR_UNSTATED = (1, 2)  # colour_primaries: 1 BT.709 (sRGB's), 2 unspecified
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # transfer_characteristics: HDR curves, not sRGB's
+
+
+def coded_colour_note(path, primaries: int | None, transfer: int | None) -> str | None:
+    """A note for a file without a profile whose colour codes say other than sRGB (wide primaries, an HDR curve):
+    it is taken as sRGB and its output is untagged. None when the codes are sRGB's, unstated or absent."""
+    wide = primaries is not None and int(primaries) not in _BT709_OR_UNSTATED
+    hdr = transfer is not None and int(transfer) in _HDR_TRANSFERS
+    if not (wide or hdr):
+        return None
+    what = ", ".join(
+        ([f"nclx primaries {int(primaries)}"] if primaries is not None else [])
+        + ([f"{_HDR_TRANSFERS[int(transfer)]} transfer"] if hdr else [])
+    )
+    return (f"{path}: its colours are described by code ({what}), not by a profile; taken as sRGB, and the output is "
+            "untagged")
+
+
 def profile_name(icc: bytes | None) -> str:
     """A short human name of a profile ('sRGB' for an untagged image)."""
     if icc is None:

@@ -28,15 +28,12 @@ import numpy as np
 
 from harmcli.errors import HarmcliError, ImageReadError, ImageWriteError
 from harmcli.io.avif import AV1_BRANDS
-from harmcli.io.metadata import (
-    NO_METADATA, ImageMetadata, clean_exif, clean_xmp, exif_with_resolution, is_rgb_profile, standalone_xmp,
-)
+from harmcli.io.colour import coded_colour_note
+from harmcli.io.metadata import NO_METADATA, ImageMetadata, encoder_options, metadata_from_parts
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 # ISO base media brands of still HEIF images (HEVC-coded: heic/heix/heim/heis, and the structural mif1/msf1).
 _BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
-_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # nclx transfer_characteristics codes: HDR, not sRGB's curve
-_BT709_OR_UNSTATED = (1, 2)
 _MAX_SIDE = 16384  # the widest or tallest picture x265 here encodes (measured: 16384 works, 17000 is refused)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
 
 
@@ -117,28 +114,12 @@ def read_metadata(path: Path, data: bytes, notes: list[str] | None = None) -> Im
     except ImageReadError:
         return NO_METADATA
     icc = info.get("icc_profile") or None
-    nclx = info.get("nclx_profile") or {}
-    primaries = nclx.get("color_primaries") if isinstance(nclx, dict) else None
-    transfer = nclx.get("transfer_characteristics") if isinstance(nclx, dict) else None
-    wide = primaries is not None and int(primaries) not in _BT709_OR_UNSTATED
-    hdr = transfer is not None and int(transfer) in _HDR_TRANSFERS
-    if icc is None and (wide or hdr) and notes is not None:
-        what = f"nclx primaries {int(primaries)}" + (f", {_HDR_TRANSFERS[int(transfer)]} transfer" if hdr else "")
-        notes.append(
-            f"{path}: its colours are described by code ({what}), not by a profile; taken as sRGB, and the output is "
-            "untagged"
-        )
-    exif = info.get("exif") or None
-    if exif is not None and exif.startswith(b"Exif\x00\x00"):
-        exif = exif[6:]
-    exif, dpi = clean_exif(exif) if exif else (None, None)
-    if dpi is not None and not all(1.0 <= v <= 100_000.0 for v in dpi):
-        dpi = None
-    xmp = info.get("xmp")
-    return ImageMetadata(
-        icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi,
-        xmp=clean_xmp(xmp.encode("utf-8") if isinstance(xmp, str) else xmp),
-    )
+    nclx = info.get("nclx_profile")
+    if icc is None and isinstance(nclx, dict) and notes is not None:
+        note = coded_colour_note(path, nclx.get("color_primaries"), nclx.get("transfer_characteristics"))
+        if note:
+            notes.append(note)
+    return metadata_from_parts(icc, info.get("exif"), info.get("xmp"))
 
 
 def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: ImageMetadata | None, quality: int) -> bytes:
@@ -157,17 +138,7 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     deep = pixels.dtype == np.uint16
     mode = ("RGBA" if pixels.shape[2] == 4 else "RGB") + (";16" if deep else "")
-    options = {"quality": int(quality)}
-    if metadata is not None:
-        if metadata.icc is not None:
-            options["icc_profile"] = metadata.icc
-        exif = metadata.exif
-        if metadata.dpi is not None:  # EXIF is HEIF's only place for a resolution, as for WebP
-            exif = exif_with_resolution(exif, metadata.dpi)
-        if exif is not None:
-            options["exif"] = b"Exif\x00\x00" + exif
-        if metadata.xmp is not None:
-            options["xmp"] = standalone_xmp(metadata.xmp)
+    options = {"quality": int(quality), **encoder_options(metadata, exif_prefix=True)}
     out = io.BytesIO()
     try:
         image = heif.from_bytes(mode=mode, size=(pixels.shape[1], pixels.shape[0]), data=np.ascontiguousarray(pixels).tobytes())

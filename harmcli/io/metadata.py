@@ -148,6 +148,32 @@ def _finish(
     )
 
 
+def metadata_from_parts(icc: bytes | None, exif: bytes | None, xmp: bytes | str | None) -> ImageMetadata:
+    """What an output inherits, from parts a decoder library hands over (HEIF, AVIF): the ICC profile, an EXIF
+    block with or without its ``Exif\\0\\0`` prefix (its resolution is the only one), an XMP packet as bytes or text.
+    Cleaned as for the other formats; damaged parts are dropped."""
+    if exif is not None and exif.startswith(_EXIF_PREFIX):
+        exif = exif[len(_EXIF_PREFIX) :]
+    return _finish(icc or None, exif or None, None, xmp.encode("utf-8") if isinstance(xmp, str) else xmp)
+
+
+def encoder_options(metadata: ImageMetadata | None, *, exif_prefix: bool) -> dict:
+    """``metadata`` as the ``icc_profile``/``exif``/``xmp`` save options of Pillow-style encoders (HEIF, AVIF),
+    which hold one XMP packet and no resolution field: the resolution goes into EXIF (as for WebP) and the XMP
+    loses its pointer to an extended part. ``exif_prefix``: the encoder wants the ``Exif\\0\\0`` prefix."""
+    if metadata is None:
+        return {}
+    options: dict = {}
+    if metadata.icc is not None:
+        options["icc_profile"] = metadata.icc
+    exif = exif_with_resolution(metadata.exif, metadata.dpi) if metadata.dpi is not None else metadata.exif
+    if exif is not None:
+        options["exif"] = (_EXIF_PREFIX + exif) if exif_prefix else exif
+    if metadata.xmp is not None:
+        options["xmp"] = standalone_xmp(metadata.xmp)
+    return options
+
+
 _XMP_ORIENTATION = (
     (re.compile(rb"""(tiff:Orientation\s*=\s*["'])\s*\d+\s*(["'])"""), rb"\g<1>1\g<2>"),
     (re.compile(rb"(<tiff:Orientation>)\s*\d+\s*(</tiff:Orientation>)"), rb"\g<1>1\g<2>"),
