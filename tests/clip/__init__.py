@@ -156,3 +156,26 @@ def jittery_weights(tmp_path_factory) -> Path:
     from harmcli.weights import save_weights
 
     return save_weights(jittery_lite(), tmp_path_factory.mktemp("weights") / "jittery.safetensors")
+
+
+def write_encoded(path: Path, frames, encoder: str, pix_fmt: str, *, options=None, rate=Fraction(12)) -> Path:
+    """RGB or RGBA frames, uint8 or uint16, into any FFmpeg ``encoder`` and ``pix_fmt`` (the deep and alpha
+    sources that :func:`write_video`'s table does not cover)."""
+    import av
+
+    first = frames[0]
+    fmt = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[
+        (first.shape[2], first.dtype == np.uint16)
+    ]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], pix_fmt
+        stream.options = dict(options or {})
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return Path(path)

@@ -3,14 +3,13 @@ has them (and a note where it does not). The sources are written with PyAV direc
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from tests.cli import identity_weights, run  # noqa: F401 (fixtures)
 
-from . import jittery_weights, make_clip, write_video  # noqa: F401
+from . import jittery_weights, make_clip, write_encoded, write_video  # noqa: F401
 
 
 def _deep_frames(n: int = 8):
@@ -20,24 +19,6 @@ def _deep_frames(n: int = 8):
     deep = [np.clip(c.astype(np.int32) * 257 + rng.integers(-120, 120, c.shape), 0, 65535).astype(np.uint16)
             for c in comps]
     return deep, masks
-
-
-def _write(path, frames, encoder: str, pix_fmt: str, rate=Fraction(12)):
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
-        if encoder == "libx265":
-            stream.options = {"x265-params": "log-level=error"}
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb48le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def _decoded(path, fmt="rgb48le"):
@@ -51,7 +32,7 @@ def _decoded(path, fmt="rgb48le"):
 
 def test_a_16_bit_lossless_video_keeps_every_bit(run, tmp_path, identity_weights, jittery_weights):
     deep, masks = _deep_frames()
-    clip = _write(tmp_path / "deep.mkv", deep, "ffv1", "gbrp16le")
+    clip = write_encoded(tmp_path / "deep.mkv", deep, "ffv1", "gbrp16le")
     mask = write_video(tmp_path / "mask.mkv", masks)
     out = tmp_path / "same.mkv"
     result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "ffv1", "--weights", identity_weights)
@@ -73,7 +54,8 @@ def test_a_16_bit_lossless_video_keeps_every_bit(run, tmp_path, identity_weights
 
 def test_a_10_bit_video_stays_10_bit_and_the_8_bit_only_codec_says_so(run, tmp_path, identity_weights):
     deep, masks = _deep_frames(6)
-    clip = _write(tmp_path / "hevc10.mp4", deep, "libx265", "yuv420p10le")
+    clip = write_encoded(tmp_path / "hevc10.mp4", deep, "libx265", "yuv420p10le",
+                         options={"x265-params": "log-level=error"})
     mask = write_video(tmp_path / "mask.mkv", masks)
     out = tmp_path / "out.mp4"  # the container's default codec, H.264
     result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)

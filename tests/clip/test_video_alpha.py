@@ -3,14 +3,13 @@ and say once that it was dropped where it does not. Sources are written and outp
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from tests.cli import identity_weights, run, write_image  # noqa: F401 (fixtures)
 
-from . import HEIGHT, WIDTH, jittery_weights, make_clip, write_video  # noqa: F401
+from . import HEIGHT, WIDTH, jittery_weights, make_clip, write_encoded, write_video  # noqa: F401
 
 
 def _alphas(n: int) -> list[np.ndarray]:
@@ -24,25 +23,6 @@ def _rgba_clip(n: int = 8):
     comps, _, masks = make_clip(n)
     alphas = _alphas(n)
     return comps, alphas, masks
-
-
-def _write_rgba(path, frames, encoder: str, pix_fmt: str, options=None, rate=Fraction(12)):
-    """uint8 or uint16 RGBA frames into ``encoder``/``pix_fmt``."""
-    import av
-
-    fmt = "rgba64le" if frames[0].dtype == np.uint16 else "rgba"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
-        stream.options = dict(options or {})
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def _decode(path, fmt: str = "rgba", decoder: str | None = None):
@@ -106,7 +86,7 @@ def test_a_16_bit_alpha_stays_16_bit(run, tmp_path, identity_weights, codec, ext
     deep = [np.clip(np.dstack([c, a]).astype(np.int32) * 257 + rng.integers(-120, 120, (HEIGHT, WIDTH, 4)), 0, 65535)
             .astype(np.uint16) for c, a in zip(comps, alphas)]
     encoder = "ffv1" if codec == "ffv1" else "png"
-    clip = _write_rgba(tmp_path / f"deep{ext}", deep, encoder, source_pix)
+    clip = write_encoded(tmp_path / f"deep{ext}", deep, encoder, source_pix)
     mask = write_video(tmp_path / "mask.mkv", masks)
     out = tmp_path / f"out{ext}"
     result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", codec, "--weights", identity_weights)
@@ -142,7 +122,7 @@ def test_prores_keeps_alpha_within_10_bits(run, tmp_path, identity_weights):
     rng = np.random.default_rng(4)
     deep = [np.clip(np.dstack([c, a]).astype(np.int32) * 257 + rng.integers(-120, 120, (HEIGHT, WIDTH, 4)), 0, 65535)
             .astype(np.uint16) for c, a in zip(comps, alphas)]
-    clip = _write_rgba(tmp_path / "deep.mkv", deep, "ffv1", "gbrap16le")
+    clip = write_encoded(tmp_path / "deep.mkv", deep, "ffv1", "gbrap16le")
     out = tmp_path / "deep_out.mov"
     result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "prores", "--weights", identity_weights)
     assert result.code == 0, result.err
