@@ -93,7 +93,9 @@ class InputReader:
             else:
                 mask = self._mask(item.mask, size, item.primary, notes)
                 mask_name = str(item.mask)
-            foreground_rgb, converted = _in_background_space(primary, back)
+            foreground_rgb, converted = in_background_space(
+                primary.rgb, primary.metadata.icc, back.metadata.icc, primary.path
+            )
             notes.extend(converted)
             metadata = back.metadata
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
@@ -108,27 +110,29 @@ class InputReader:
         return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes)
 
 
-def _in_background_space(foreground, background) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The foreground's pixels in the background's colour space (the output's), and a note when converted."""
+def in_background_space(
+    rgb: np.ndarray, source: bytes | None, target: bytes | None, name
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A foreground's pixels ``rgb`` in profile ``source`` converted into the background's profile ``target`` (the
+    output's), and a note naming ``name`` when converted (or when a profile cannot be used)."""
     from harmcli.io import colour
 
-    source, target = foreground.metadata.icc, background.metadata.icc
     if colour.same_space(source, target):
-        return foreground.rgb, ()
+        return rgb, ()
     try:
-        rgb, narrowed = colour.convert(foreground.rgb, source, target)
+        converted, narrowed = colour.convert(rgb, source, target)
     except colour.ProfileError as exc:
-        return foreground.rgb, (
-            f"{foreground.path}: not converted into the background's colour space: its profile or the background's "
+        return rgb, (
+            f"{name}: not converted into the background's colour space: its profile or the background's "
             f"cannot be used ({exc}); pasted as it is",
         )
     note = (
-        f"{foreground.path}: converted the foreground from {colour.profile_name(source)!r} into the background's "
+        f"{name}: converted the foreground from {colour.profile_name(source)!r} into the background's "
         f"colour space ({colour.profile_name(target)!r})"
     )
     if narrowed:
         note += " at 8-bit precision (LUT-based profiles)"
-    return rgb, (note,)
+    return converted, (note,)
 
 
 @dataclass

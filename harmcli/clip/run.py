@@ -490,7 +490,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     tags=tags,
                 )
             pts = frame.pts if frame.pts is not None else frame.index
-            state["writer"].write(_as_video_colour(frame, image, state, notes), pts, frame.alpha)
+            state["writer"].write(_as_video_colour(frame, image, notes), pts, frame.alpha)
 
         try:
             count = _apply_all(inputs, adjustment_for, write, on_progress, times)
@@ -506,7 +506,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
     return count
 
 
-def _as_video_colour(frame: Frame, image: np.ndarray, state: dict, notes: list[str]) -> np.ndarray:
+def _as_video_colour(frame: Frame, image: np.ndarray, notes: list[str]) -> np.ndarray:
     """A frame's pixels for a video file, which holds no ICC profile and is read as sRGB/Rec. 709: frames from
     files with another profile (Display P3 HEIC frames, an Adobe RGB plate) are converted, and the run says so
     once; a profile that cannot be used leaves the numbers as they are, said once too."""
@@ -515,10 +515,7 @@ def _as_video_colour(frame: Frame, image: np.ndarray, state: dict, notes: list[s
     icc = frame.metadata.icc if frame.metadata is not None else None
     if icc is None:
         return image
-    cache = state.setdefault("same_space", {})
-    if icc not in cache:
-        cache[icc] = colour.same_space(icc, None)
-    if cache[icc]:
+    if colour.same_space(icc, None):
         return image
     try:
         converted, _ = colour.convert(image, icc, None)

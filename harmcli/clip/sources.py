@@ -159,7 +159,6 @@ class ClipInputs:
         self.sources: dict[str, Source] = {}
         # Said once however many frames (and passes) they concern: an ordered set.
         self._colour_notes: dict[str, None] = {}
-        self._same_space: dict[tuple[bytes | None, bytes | None], bool] = {}
         for role, path in spec.roles():
             if is_video_input(path, READ_EXTENSIONS):
                 if not path.is_file():
@@ -280,29 +279,13 @@ class ClipInputs:
     def _in_background_space(self, fg: np.ndarray, fg_value, bg_value) -> np.ndarray:
         """A foreground frame in the background's colour space (the output's), as for images: a frame of a
         folder or a still carries its own profile; a video frame none (taken as sRGB, which Rec. 709 video
-        shares its primaries with)."""
-        from harmcli.io import colour
+        shares its primaries with). Notes name the clip, so each is said once."""
+        from harmcli.batch.reading import in_background_space
 
         source = getattr(getattr(fg_value, "metadata", None), "icc", None)
         target = getattr(getattr(bg_value, "metadata", None), "icc", None)
-        key = (source, target)
-        if key not in self._same_space:
-            self._same_space[key] = colour.same_space(source, target)
-        if self._same_space[key]:
-            return fg
-        try:
-            converted, narrowed = colour.convert(fg, source, target)
-        except colour.ProfileError as exc:
-            self._colour_notes[
-                f"{self.primary.path}: not converted into the background's colour space: its profile or the "
-                f"background's cannot be used ({exc}); pasted as it is"
-            ] = None
-            return fg
-        note = (
-            f"{self.primary.path}: converted the foreground from {colour.profile_name(source)!r} into the "
-            f"background's colour space ({colour.profile_name(target)!r})"
-        )
-        self._colour_notes[note + (" at 8-bit precision (LUT-based profiles)" if narrowed else "")] = None
+        converted, notes = in_background_space(fg, source, target, self.primary.path)
+        self._colour_notes.update(dict.fromkeys(notes))
         return converted
 
     def frames(self) -> Iterator[Frame]:

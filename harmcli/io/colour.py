@@ -68,6 +68,7 @@ def profile_name(icc: bytes | None) -> str:
     return name or "an unnamed profile"
 
 
+@functools.lru_cache(maxsize=64)  # asked per item and per clip frame, mostly about the same few profiles
 def same_space(a: bytes | None, b: bytes | None) -> bool:
     """Whether two profiles (None = untagged, taken as sRGB) describe the same colours, so no conversion is needed.
 
