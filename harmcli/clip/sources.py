@@ -176,6 +176,11 @@ class ClipInputs:
                 self.sources[role] = StillSource(role, path, max_pixels)
         first = "composite" if spec.form == "composite" else "foreground"
         self.primary = self.sources[first]
+        # The video whose frame rate, timestamps and colour tagging the output takes: the composite or foreground
+        # when it is a video, else the first other input that is (a frame folder over a background video runs at
+        # the video's rate). None: no input is a video.
+        videos = [s for s in self.sources.values() if isinstance(s, VideoSource)]
+        self.timing: VideoSource | None = self.primary if isinstance(self.primary, VideoSource) else next(iter(videos), None)
         moving = [s for s in self.sources.values() if not s.still]
         if not moving:
             raise UsageError(
@@ -221,14 +226,6 @@ class ClipInputs:
         for s in counted[1:]:
             if s.count != counted[0].count:
                 raise InputMismatchError(_count_message(counted[0], counted[0].count, s, s.count))
-
-    @property
-    def timing(self) -> "VideoSource | None":
-        """The video whose frame rate, timestamps and colour tagging the output takes: the composite or
-        foreground when it is a video, else the first other input that is (a frame folder pasted over a
-        background video runs at the video's rate)."""
-        videos = [s for s in self.sources.values() if isinstance(s, VideoSource)]
-        return self.primary if isinstance(self.primary, VideoSource) else (videos[0] if videos else None)
 
     @property
     def rate(self) -> Fraction | None:
