@@ -180,7 +180,9 @@ class ClipInputs:
         # when it is a video, else the first other input that is (a frame folder over a background video runs at
         # the video's rate). None: no input is a video.
         videos = [s for s in self.sources.values() if isinstance(s, VideoSource)]
-        self.timing: VideoSource | None = self.primary if isinstance(self.primary, VideoSource) else next(iter(videos), None)
+        self.timing: VideoSource | None = (
+            self.primary if isinstance(self.primary, VideoSource) else next(iter(videos), None)
+        )
         moving = [s for s in self.sources.values() if not s.still]
         if not moving:
             raise UsageError(

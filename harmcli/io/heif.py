@@ -34,7 +34,7 @@ from harmcli.io.metadata import NO_METADATA, ImageMetadata, encoder_options, met
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 # ISO base media brands of still HEIF images (HEVC-coded: heic/heix/heim/heis, and the structural mif1/msf1).
 _BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
-_MAX_SIDE = 16384  # the widest or tallest picture x265 here encodes (measured: 16384 works, 17000 is refused)  # nclx colour_primaries codes (ISO/IEC 23091-2): 1 BT.709 = sRGB's, 2 unspecified
+_MAX_SIDE = 16384  # x265's longest picture side here (measured: 64 x 16384 encodes, 8 x 17000 is refused)
 
 
 def is_heif(data: bytes) -> bool:
