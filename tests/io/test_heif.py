@@ -4,8 +4,6 @@ The test files are made with pillow-heif directly (independently of harmcli.io.h
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,7 +11,7 @@ from PIL import Image
 from harmcli.errors import ImageReadError
 from harmcli.io.images import read_image, write_image
 from harmcli.io.metadata import ImageMetadata
-from tests.cli import assert_one_error, identity_weights, make_scene, run, write_image as write_plain  # noqa: F401
+from tests.cli import identity_weights, make_scene, run, write_image as write_plain  # noqa: F401 (fixtures)
 from tests.io.icc import DISPLAY_P3, build_rgb_profile
 
 pillow_heif = pytest.importorskip("pillow_heif")
