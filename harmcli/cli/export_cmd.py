@@ -1,4 +1,5 @@
-"""``harmcli export``: a weights file to ONNX, for the CPU path that does not import PyTorch.
+"""Commands on weights files: ``harmcli export`` (to ONNX, for the CPU path that does not import PyTorch) and
+``harmcli average`` (several fine-tuned files into one, as the shipped weights were made).
 
 Only Typer and the standard library at module level; torch, onnx and onnxruntime load inside the command.
 """
@@ -46,3 +47,36 @@ def export_command(
     export_onnx(weights, output)
     if not quiet:
         typer.echo(f"wrote {output} in {time.perf_counter() - started:.1f} s", err=True)
+
+
+@app.command("average")
+def average_command(
+    weights: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more .safetensors files of one model (e.g. runs' best and last).", metavar="WEIGHTS", show_default=False),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (never one of the inputs).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No message when done.")] = False,
+) -> None:
+    """Average several weights files of one model into one ("model soup"): runs fine-tuned from the same file
+    average to a working network, often better than each; the shipped weights are such a mean (weights/README.md)."""
+    import time
+
+    from harmcli.batch import same_file
+    from harmcli.errors import ImageWriteError, UsageError
+    from harmcli.weights import average_weights
+
+    if output.suffix.lower() != ".safetensors":
+        raise UsageError(f"{output}: -o must end in .safetensors")
+    if len(weights) < 2:
+        raise UsageError("average needs two or more weights files")
+    if output.exists():
+        if any(same_file(output, w) for w in weights if w.exists()):
+            raise ImageWriteError(f"{output}: is one of the inputs; choose another output")
+        if not overwrite:
+            raise ImageWriteError(f"{output}: already exists; pass --overwrite to replace it")
+    started = time.perf_counter()
+    average_weights(weights, output)
+    if not quiet:
+        typer.echo(f"wrote {output}, the mean of {len(weights)} files, in {time.perf_counter() - started:.1f} s", err=True)

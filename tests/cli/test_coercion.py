@@ -28,6 +28,7 @@ ARGVS = [
     ["bench", "--device", "cpu", "--device", "cuda", "--model", "lite@64", "--sizes", "64", "--runs", "2",
      "--threads", "1", "--no-memory", "--no-oneshot", "--fp16"],
     ["export", "w.safetensors", "-o", "w.onnx", "--overwrite"],
+    ["average", "a.safetensors", "b.safetensors", "-o", "c.safetensors", "--overwrite", "-q"],
     ["train", "data", "-o", "runs/x"],
     ["make-composites", "photos", "-o", "data", "--seed", "7", "--per-photo", "2"],
 ]
