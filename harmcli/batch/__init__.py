@@ -3,7 +3,8 @@
 One module per concern, each importable alone:
 
 * :mod:`~harmcli.batch.inputs` — what the command line names (:class:`InputSpec`, three forms, every path a
-  file or a folder) and :func:`match_items`, which pairs folder contents by file stem into :class:`Item` s;
+  file or a folder; :class:`Placement`, where a smaller foreground goes on its background) and
+  :func:`match_items`, which pairs folder contents by file stem into :class:`Item` s;
 * :mod:`~harmcli.batch.reading` — :class:`InputReader` reads one item (a shared file only once);
 * :mod:`~harmcli.batch.outputs` — :func:`plan_output` checks ``-o`` and names each item's output;
 * :mod:`~harmcli.batch.jobs` — a job (:class:`HarmonizeJob`, :class:`CurvesJob`) checks, reads, predicts and
@@ -15,7 +16,7 @@ One module per concern, each importable alone:
 The names below are the package's public API, so callers write ``from harmcli import batch; batch.run_batch``.
 """
 
-from harmcli.batch.inputs import Form, InputSpec, Item, Plan, Unmatched, list_images, match_items
+from harmcli.batch.inputs import Form, InputSpec, Item, Placement, Plan, Unmatched, list_images, match_items
 from harmcli.batch.jobs import (
     EMPTY_MASK_NOTE,
     CurvesJob,
@@ -34,7 +35,7 @@ from harmcli.errors import HarmcliError
 __all__ = [
     "ALL_FOREGROUND", "EMPTY_MASK_NOTE", "FALLBACK_EXTENSION", "BatchSummary", "CurvesJob", "Existing",
     "FixedPredictor", "Form", "HarmcliError", "HarmonizeJob", "InputReader", "InputSpec", "Item", "ItemResult",
-    "LoadedInputs", "NetworkPredictor", "OutputLayout", "Plan", "Status", "Unmatched", "default_threads",
+    "LoadedInputs", "NetworkPredictor", "OutputLayout", "Placement", "Plan", "Status", "Unmatched", "default_threads",
     "failure_message", "list_images", "match_items", "normalise_extension", "plan_output", "run_batch", "run_one",
     "same_file", "written_with",
 ]

@@ -1,7 +1,10 @@
-"""What the command line names (:class:`InputSpec`) and how folder contents pair up into :class:`Item` s."""
+"""What the command line names (:class:`InputSpec`, :class:`Placement`) and how folder contents pair up into
+:class:`Item` s."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -121,6 +124,39 @@ class InputSpec:
         for role, path in self.roles():
             if not path.exists():
                 raise ImageReadError(f"{path}: no such file or folder ({role})")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a foreground goes on a background of another size (``--at``, ``--scale``): the same for every item.
+
+    ``origin`` is the (x, y) of the foreground's top-left corner in background pixels (negative: it hangs over the
+    left or top edge), or None to centre it; ``scale`` resizes the foreground and its mask first.
+    """
+
+    origin: tuple[int, int] | None = None
+    scale: float = 1.0
+
+    @classmethod
+    def from_args(cls, at: str | None, scale: float | None) -> "Placement | None":
+        """``--at X,Y`` / ``--at center`` and ``--scale F`` as given; None when neither is (the inputs must then have
+        the same size). A bad value is a UsageError naming the option."""
+        if scale is not None and not (math.isfinite(scale) and scale > 0):
+            raise UsageError(f"--scale must be a number greater than 0, got {scale:g}")
+        if at is None:
+            if scale is not None:
+                raise UsageError("--scale resizes the foreground that --at places; give --at X,Y or --at center too")
+            return None
+        text = at.strip().lower()
+        if text in ("center", "centre"):
+            return cls(None, 1.0 if scale is None else scale)
+        found = re.fullmatch(r"([+-]?[0-9]+) *, *([+-]?[0-9]+)", text)
+        if found is None:
+            raise UsageError(
+                f"--at must be X,Y (the foreground's top-left corner in background pixels, integers, e.g. --at 120,-40) "
+                f"or center, not '{at}'"
+            )
+        return cls((int(found[1]), int(found[2])), 1.0 if scale is None else scale)
 
 
 @dataclass(frozen=True)

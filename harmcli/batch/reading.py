@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from harmcli.batch.inputs import Item, InputSpec
+from harmcli.batch.inputs import InputSpec, Item, Placement
 from harmcli.errors import InputMismatchError
 
 if TYPE_CHECKING:
@@ -25,8 +25,11 @@ class InputReader:
     item's :attr:`LoadedInputs.notes`; for a shared file, once, to :attr:`shared_notes` when it is preloaded.
     """
 
-    def __init__(self, *, max_pixels: int):
+    def __init__(self, *, max_pixels: int, placement: Placement | None = None):
+        """``placement``: where each foreground goes on its background (``--at``, ``--scale``); None = the
+        foreground and the background must have the same size."""
         self.max_pixels = max_pixels
+        self.placement = placement
         self._shared: dict[tuple[str, Path], object] = {}
         self.shared_notes: list[str] = []
 
@@ -77,10 +80,11 @@ class InputReader:
             from harmcli.ops.paste import make_composite
 
             back = self._read("background", item.background, notes)
-            if back.rgb.shape[:2] != size:
+            if self.placement is None and back.rgb.shape[:2] != size:
                 raise InputMismatchError(
                     f"{item.background}: background is {_size_text(back.rgb.shape)} but foreground {item.primary} is "
-                    f"{_size_text(size)}; they must be the same size"
+                    f"{_size_text(size)}; they must be the same size, or pass --at X,Y (or --at center) to place a "
+                    "smaller cutout"
                 )
             if item.form == "alpha":
                 if primary.alpha is None:
@@ -100,6 +104,8 @@ class InputReader:
             metadata = back.metadata
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
             foreground, background = _promote(foreground_rgb, dtype), _promote(back.rgb, dtype)
+            if self.placement is not None:
+                foreground, mask = self._place(item, foreground, mask, background)
             composite = make_composite(foreground, background, mask)
             alpha = _over(mask, back.alpha) if back.alpha is not None else None
         if mask.size and float(mask.min()) >= ALL_FOREGROUND:
@@ -108,6 +114,39 @@ class InputReader:
             )
         bit_depth = 16 if composite.dtype == np.uint16 else 8
         return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes)
+
+    def _place(
+        self, item: Item, foreground: np.ndarray, mask: np.ndarray, background: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The foreground and its mask (the foreground's size) scaled and moved onto the background's canvas, as
+        :attr:`placement` says; from here on the item is the background's size, like a same-size FG BG pair."""
+        from harmcli.ops.paste import centred_origin, place_cutout, resize_cutout, scaled_size
+
+        placement = self.placement
+        if placement.scale != 1:
+            height, width = scaled_size(*mask.shape[:2], placement.scale)
+            if height < 1 or width < 1:
+                raise InputMismatchError(
+                    f"{item.primary}: the {_size_text(mask.shape)} foreground scaled by {placement.scale:g} would be "
+                    "less than one pixel across; use a larger --scale"
+                )
+            if height * width > self.max_pixels:
+                raise InputMismatchError(
+                    f"{item.primary}: the {_size_text(mask.shape)} foreground scaled by {placement.scale:g} would be "
+                    f"{width}x{height}, more than --max-pixels ({self.max_pixels}); use a smaller --scale"
+                )
+            foreground, mask = resize_cutout(foreground, mask, (height, width))
+        canvas = background.shape[:2]
+        x, y = placement.origin if placement.origin is not None else centred_origin(mask.shape[:2], canvas)
+        placed = place_cutout(foreground, mask, background, x, y)
+        if placed is None:
+            scaled = f" (scaled by {placement.scale:g})" if placement.scale != 1 else ""
+            raise InputMismatchError(
+                f"{item.primary}: the {_size_text(mask.shape)} foreground{scaled} placed at {x},{y} lies entirely "
+                f"outside the {_size_text(canvas)} background {item.background}; --at X,Y is its top-left corner in "
+                "background pixels"
+            )
+        return placed
 
 
 def in_background_space(

@@ -1,8 +1,9 @@
 """``harmcli harmonize`` and ``harmcli curves``: thin commands over :mod:`harmcli.batch`.
 
 Both take the same inputs: ``FG BG MASK``, ``FG BG`` (mask = FG's alpha) or ``COMPOSITE --mask MASK``; any of
-them may be a folder (items matched by file stem). Only Typer and the standard library are imported here at
-module level; everything heavy is imported inside the commands, so ``harmcli --help`` never loads torch.
+them may be a folder (items matched by file stem). ``--at`` / ``--scale`` place a foreground of another size on
+its background (still images). Only Typer and the standard library are imported here at module level; everything
+heavy is imported inside the commands, so ``harmcli --help`` never loads torch.
 
 Option values are checked here rather than through Typer's ``min``/``max``, so that a bad value is a
 :class:`~harmcli.errors.UsageError` (one line, exit 2) whose message names the option.
@@ -57,6 +58,25 @@ ThreadsOpt = Annotated[
     Optional[int],
     typer.Option(
         "--threads", help="CPU threads for the network (default: all cores; one fewer for folders).", show_default=False
+    ),
+]
+AtOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--at",
+        metavar="X,Y",
+        help="FG BG [MASK] of different sizes: put the foreground's top-left corner at pixel X,Y of the background "
+        "(integers, negative allowed; what falls outside is cut off), or 'center'. The composite and the output then "
+        "have the background's size.",
+        show_default=False,
+    ),
+]
+ScaleOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--scale",
+        help="With --at: resize the foreground and its mask by this factor (> 0; default 1) before placing them.",
+        show_default=False,
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; warnings and errors only.")]
@@ -129,6 +149,25 @@ def _check_options(
         raise UsageError("--skip-existing and --overwrite contradict each other; give one")
     existing = "skip" if skip_existing else "overwrite" if overwrite else "error"
     return existing, check_device_name(device), check_backend_name(backend)
+
+
+def _placement(at: str | None, scale: float | None, spec):
+    """--at / --scale as a :class:`~harmcli.batch.Placement` (None when not given); they need a foreground and a
+    background (a COMPOSITE is already pasted)."""
+    from harmcli import batch
+    from harmcli.errors import UsageError
+
+    placement = batch.Placement.from_args(at, scale)
+    if placement is not None and spec.form == "composite":
+        raise UsageError(
+            f"{_placement_options(scale)} for FG BG [MASK] inputs (they place a foreground on a background); "
+            "a COMPOSITE with --mask is already pasted"
+        )
+    return placement
+
+
+def _placement_options(scale: float | None) -> str:
+    return "--at and --scale are" if scale is not None else "--at is"
 
 
 def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
@@ -254,6 +293,8 @@ def harmonize_command(
         ),
     ] = None,
     mask: MaskOpt = None,
+    at: AtOpt = None,
+    scale: ScaleOpt = None,
     device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
@@ -347,11 +388,15 @@ def harmonize_command(
     if params is not None and weights is not None:
         raise UsageError("--params applies a saved adjustment without a network, so --weights would be unused; give one")
     spec = batch.InputSpec.from_args(inputs, mask)
+    placement = _placement(at, scale, spec)
     from harmcli.cli.clip_cmd import check_clip_only_options, run_clip
     from harmcli.clip.sources import is_clip
 
     clip = is_clip([p for _, p in spec.roles()], None, sequence)
     check_clip_only_options(temporal=temporal, codec=codec, crf=crf, fps=fps, report=report, sequence=clip)
+    if clip and placement is not None:
+        # A clip's sources are checked and composited frame by frame on their own path (harmcli.clip.sources).
+        raise UsageError(f"{_placement_options(scale)} for still images; a clip's inputs must have the same size")
     if clip:
         run_clip(
             reporter=_Reporter(quiet), spec=spec, output=output, sequence=sequence, temporal=temporal, codec=codec,
@@ -380,7 +425,7 @@ def harmonize_command(
         predictor = batch.NetworkPredictor(
             weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
         )
-    reader = batch.InputReader(max_pixels=max_pixels)
+    reader = batch.InputReader(max_pixels=max_pixels, placement=placement)
     job = batch.HarmonizeJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, jpeg_quality=jpeg_quality, save_params=save_params, protect=(params, weights),
@@ -403,6 +448,8 @@ def curves_command(
         ),
     ] = None,
     mask: MaskOpt = None,
+    at: AtOpt = None,
+    scale: ScaleOpt = None,
     fmt: Annotated[
         Optional[str],
         typer.Option(
@@ -430,9 +477,10 @@ def curves_command(
         skip_existing=skip_existing, overwrite=overwrite, device=device, backend=backend,
     )
     spec = batch.InputSpec.from_args(inputs, mask)
+    placement = _placement(at, scale, spec)
     spec.check_exists()
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
-    reader = batch.InputReader(max_pixels=max_pixels)
+    reader = batch.InputReader(max_pixels=max_pixels, placement=placement)
     predictor = batch.NetworkPredictor(
         weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
     )
