@@ -337,7 +337,7 @@ def harmonize_command(
         Optional[float],
         typer.Option(
             "--temporal",
-            help="Clips: smooth the adjustment over time, 0..1 (0 = each frame as predicted) [default: 0.5].",
+            help="Clips: smooth the adjustment over time, 0..1 (0 = each frame as predicted) \\[default: 0.5].",
             show_default=False,
         ),
     ] = None,
@@ -346,13 +346,13 @@ def harmonize_command(
         typer.Option(
             "--codec",
             help="Video output codec: h264, hevc, vp9, ffv1 (lossless, .mkv), h264rgb (lossless), png, prores "
-            "[default: h264; vp9 for .webm].",
+            "\\[default: h264; vp9 for .webm].",
             show_default=False,
         ),
     ] = None,
     crf: Annotated[
         Optional[int],
-        typer.Option("--crf", help="Video quality for h264/hevc/vp9 (lower = better) [default: 18, 22, 32].", show_default=False),
+        typer.Option("--crf", help="Video quality for h264/hevc/vp9 (lower = better) \\[default: 18, 22, 32].", show_default=False),
     ] = None,
     fps: Annotated[
         Optional[str],

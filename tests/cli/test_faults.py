@@ -349,6 +349,24 @@ def test_help_shows_flags_without_a_value_type(run):
     assert "Replace existing outputs" in line and "<" not in line
 
 
+def test_help_shows_every_default_written_into_a_help_text(run, monkeypatch):
+    """Rich reads an unescaped "[default: ...]" in a help text as markup and drops it from --help: each one written
+    into a help string must reach the screen."""
+    import typer
+
+    from harmcli.cli.app import _register_commands, app
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option, so no "[default:" is split by wrapping
+    _register_commands()
+    import re
+
+    for name, command in typer.main.get_command(app).commands.items():
+        shown = run(name, "--help").out
+        for param in command.params:
+            for written in re.findall(r"\[default: [^\]]*\]", (param.help or "").replace("\\", "")):
+                assert written in shown, (name, param.name, written)
+
+
 def test_make_composites_refuses_a_non_empty_output_folder(run, tmp_path):
     src = tmp_path / "src"
     for sub in ("images", "masks"):
