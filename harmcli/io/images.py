@@ -549,7 +549,12 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             patched = bytearray(data)
             struct.pack_into(orientation_field[1], patched, orientation_field[0], 1)
             data = bytes(patched)
-        return _decode_opencv(path, data, "tiff", for_mask=True), orientation
+        pixels = _decode_opencv(path, data, "tiff", for_mask=True)
+        if not extras and pixels.ndim == 3 and pixels.shape[2] == 4:
+            # libtiff's RGBA interface (OpenCV's path for CMYK and YCbCr) adds an opaque alpha the file does not
+            # have; keeping it would turn an RGB output into RGBA.
+            pixels = np.ascontiguousarray(pixels[..., :3])
+        return pixels, orientation
 
     if axes == "SYX":  # planar configuration: samples first
         pixels = np.moveaxis(pixels, 0, -1)

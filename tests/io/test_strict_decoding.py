@@ -154,6 +154,7 @@ def test_cmyk_with_alpha_is_read_like_cmyk(tmp_path, capfd):
     with_alpha, without = read_image(tmp_path / "cmyka.tif"), read_image(tmp_path / "cmyk.tif")
     np.testing.assert_array_equal(with_alpha.rgb, without.rgb)  # the same conversion as OpenCV's libtiff
     np.testing.assert_array_equal(with_alpha.alpha, cmyka[..., 4])
+    assert without.alpha is None  # libtiff's opaque alpha is not the file's: an RGB output stays RGB
     c, m, y, k = (cmyka[..., i].astype(int) for i in range(4))
     np.testing.assert_array_equal(with_alpha.rgb[..., 0], (255 - k) * (255 - c) // 255)
     assert with_alpha.notes == [] and capfd.readouterr().err == ""
