@@ -550,9 +550,10 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             struct.pack_into(orientation_field[1], patched, orientation_field[0], 1)
             data = bytes(patched)
         pixels = _decode_opencv(path, data, "tiff", for_mask=True)
-        if not extras and pixels.ndim == 3 and pixels.shape[2] == 4:
+        if photometric in (_SEPARATED, _YCBCR) and not extras and pixels.ndim == 3 and pixels.shape[2] == 4:
             # libtiff's RGBA interface (OpenCV's path for CMYK and YCbCr) adds an opaque alpha the file does not
-            # have; keeping it would turn an RGB output into RGBA.
+            # have; keeping it would turn an RGB output into RGBA. (An RGB file's fourth sample stays alpha even
+            # without the ExtraSamples tag: OpenCV writes RGBA TIFFs that way.)
             pixels = np.ascontiguousarray(pixels[..., :3])
         return pixels, orientation
 
@@ -582,6 +583,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
 
 
 _SEPARATED = 5  # TIFF photometric interpretation: CMYK (ink set 1)
+_YCBCR = 6
 
 
 def _full_pages(tif) -> int:
