@@ -1,4 +1,5 @@
-"""Reading one item into memory: the composite, the background, the mask and the output's alpha."""
+"""Reading one item into memory: the composite, the background, the mask and the output's alpha; and placing a
+foreground of another size on its background (:func:`place_foreground`, shared with clips)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,10 @@ class InputReader:
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
             foreground, background = _promote(foreground_rgb, dtype), _promote(back.rgb, dtype)
             if self.placement is not None:
-                foreground, mask = self._place(item, foreground, mask, background)
+                foreground, mask = place_foreground(
+                    self.placement, foreground, mask, background, max_pixels=self.max_pixels,
+                    foreground_name=item.primary, background_name=item.background,
+                )
             composite = make_composite(foreground, background, mask)
             alpha = _over(mask, back.alpha) if back.alpha is not None else None
         if mask.size and float(mask.min()) >= ALL_FOREGROUND:
@@ -115,38 +119,79 @@ class InputReader:
         bit_depth = 16 if composite.dtype == np.uint16 else 8
         return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes)
 
-    def _place(
-        self, item: Item, foreground: np.ndarray, mask: np.ndarray, background: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The foreground and its mask (the foreground's size) scaled and moved onto the background's canvas, as
-        :attr:`placement` says; from here on the item is the background's size, like a same-size FG BG pair."""
-        from harmcli.ops.paste import centred_origin, place_cutout, resize_cutout, scaled_size
 
-        placement = self.placement
-        if placement.scale != 1:
-            height, width = scaled_size(*mask.shape[:2], placement.scale)
-            if height < 1 or width < 1:
-                raise InputMismatchError(
-                    f"{item.primary}: the {_size_text(mask.shape)} foreground scaled by {placement.scale:g} would be "
-                    "less than one pixel across; use a larger --scale"
-                )
-            if height * width > self.max_pixels:
-                raise InputMismatchError(
-                    f"{item.primary}: the {_size_text(mask.shape)} foreground scaled by {placement.scale:g} would be "
-                    f"{width}x{height}, more than --max-pixels ({self.max_pixels}); use a smaller --scale"
-                )
-            foreground, mask = resize_cutout(foreground, mask, (height, width))
-        canvas = background.shape[:2]
-        x, y = placement.origin if placement.origin is not None else centred_origin(mask.shape[:2], canvas)
-        placed = place_cutout(foreground, mask, background, x, y)
-        if placed is None:
-            scaled = f" (scaled by {placement.scale:g})" if placement.scale != 1 else ""
+def place_foreground(
+    placement: Placement,
+    foreground: np.ndarray,
+    mask: np.ndarray,
+    background: np.ndarray,
+    *,
+    max_pixels: int,
+    foreground_name,
+    background_name,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground (H, W, C) and its (H, W) mask scaled and moved onto the background's canvas as ``placement``
+    says (``--at``, ``--scale``); from here on the pair is the background's size, like a same-size FG BG pair.
+
+    ``foreground`` must have the background's dtype and channels. ``mask`` may be uint8, uint16 or float32: it keeps
+    its dtype when only moved (a copy of its values), and is float32 in [0, 1] when resized. Errors as
+    :func:`placement_geometry`; the names are the files (or frames) the messages point to. Used by still images
+    (:class:`InputReader`) and by clips (:class:`harmcli.clip.sources.ClipInputs`), frame by frame.
+    """
+    from harmcli.ops.apply import mask_to_float
+    from harmcli.ops.paste import place_cutout, resize_cutout
+
+    size, (x, y) = placement_geometry(
+        placement, mask.shape[:2], background.shape[:2], max_pixels=max_pixels, foreground_name=foreground_name,
+        background_name=background_name,
+    )
+    if size != tuple(mask.shape[:2]):
+        foreground, mask = resize_cutout(foreground, mask_to_float(mask), size)
+    return place_cutout(foreground, mask, background, x, y)
+
+
+def placement_geometry(
+    placement: Placement,
+    size: Sequence[int],
+    canvas: Sequence[int],
+    *,
+    max_pixels: int,
+    foreground_name,
+    background_name,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where ``placement`` puts a foreground of ``size`` (H, W) on a background of ``canvas`` (H, W): the
+    foreground's (H, W) after ``--scale`` and the (x, y) of its top-left corner.
+
+    Raises InputMismatchError when the scaled foreground would be less than one pixel across or more than
+    ``max_pixels``, or would miss the background entirely. Needs only the sizes, so a clip whose sizes are known
+    before decoding is checked up front.
+    """
+    from harmcli.ops.paste import centred_origin, covered_window, scaled_size
+
+    size, canvas = (int(size[0]), int(size[1])), (int(canvas[0]), int(canvas[1]))
+    placed_size = size
+    if placement.scale != 1:
+        placed_size = scaled_size(*size, placement.scale)
+        height, width = placed_size
+        if height < 1 or width < 1:
             raise InputMismatchError(
-                f"{item.primary}: the {_size_text(mask.shape)} foreground{scaled} placed at {x},{y} lies entirely "
-                f"outside the {_size_text(canvas)} background {item.background}; --at X,Y is its top-left corner in "
-                "background pixels"
+                f"{foreground_name}: the {_size_text(size)} foreground scaled by {placement.scale:g} would be less "
+                "than one pixel across; use a larger --scale"
             )
-        return placed
+        if height * width > max_pixels:
+            raise InputMismatchError(
+                f"{foreground_name}: the {_size_text(size)} foreground scaled by {placement.scale:g} would be "
+                f"{width}x{height}, more than --max-pixels ({max_pixels}); use a smaller --scale"
+            )
+    x, y = placement.origin if placement.origin is not None else centred_origin(placed_size, canvas)
+    if covered_window(placed_size, canvas, x, y) is None:
+        scaled = f" (scaled by {placement.scale:g})" if placement.scale != 1 else ""
+        raise InputMismatchError(
+            f"{foreground_name}: the {_size_text(placed_size)} foreground{scaled} placed at {x},{y} lies entirely "
+            f"outside the {_size_text(canvas)} background {background_name}; --at X,Y is its top-left corner in "
+            "background pixels"
+        )
+    return placed_size, (x, y)
 
 
 def in_background_space(

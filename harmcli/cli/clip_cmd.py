@@ -42,8 +42,10 @@ def run_clip(
     fps: str | None, report: Path | None, ext: str | None, jpeg_quality: int, existing: str, max_pixels: int,
     params: Path | None, weights: Path | None, device: str, threads: int | None, strength: float,
     shading_strength: float, save_params: Path | None, quiet: bool, backend: str = "auto", flip_average: bool = True,
-    strip_metadata: bool = False,
+    strip_metadata: bool = False, placement=None,
 ) -> None:
+    """``placement``: a :class:`~harmcli.batch.Placement` (``--at``, ``--scale``) that puts a foreground clip of
+    another size on its background, frame by frame; None = every input has the same size."""
     from harmcli.clip.run import DEFAULT_TEMPORAL, existing_outputs, harmonize_clip, plan_clip_output
     from harmcli.clip.sources import ClipInputs
     from harmcli.errors import ImageWriteError, UsageError
@@ -58,7 +60,7 @@ def run_clip(
         raise UsageError(f"--temporal must be between {lo:g} and {hi:g}, got {temporal:g}")
     rate = parse_fps(fps)
     spec.check_exists()
-    inputs = ClipInputs(spec, sequence=sequence, max_pixels=max_pixels)
+    inputs = ClipInputs(spec, sequence=sequence, max_pixels=max_pixels, placement=placement)
     if rate is not None and inputs.rate is not None:
         raise UsageError(f"--fps is for frame folders; {inputs.timing.path} has its own rate")
     out = plan_clip_output(

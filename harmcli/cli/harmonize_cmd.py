@@ -2,8 +2,9 @@
 
 Both take the same inputs: ``FG BG MASK``, ``FG BG`` (mask = FG's alpha) or ``COMPOSITE --mask MASK``; any of
 them may be a folder (items matched by file stem). ``--at`` / ``--scale`` place a foreground of another size on
-its background (still images). Only Typer and the standard library are imported here at module level; everything
-heavy is imported inside the commands, so ``harmcli --help`` never loads torch.
+its background (images; with ``harmonize``, clips too, frame by frame). Only Typer and the standard library are
+imported here at module level; everything heavy is imported inside the commands, so ``harmcli --help`` never
+loads torch.
 
 Option values are checked here rather than through Typer's ``min``/``max``, so that a bad value is a
 :class:`~harmcli.errors.UsageError` (one line, exit 2) whose message names the option.
@@ -394,16 +395,13 @@ def harmonize_command(
 
     clip = is_clip([p for _, p in spec.roles()], None, sequence)
     check_clip_only_options(temporal=temporal, codec=codec, crf=crf, fps=fps, report=report, sequence=clip)
-    if clip and placement is not None:
-        # A clip's sources are checked and composited frame by frame on their own path (harmcli.clip.sources).
-        raise UsageError(f"{_placement_options(scale)} for still images; a clip's inputs must have the same size")
     if clip:
         run_clip(
             reporter=_Reporter(quiet), spec=spec, output=output, sequence=sequence, temporal=temporal, codec=codec,
             crf=crf, fps=fps, report=report, ext=ext, jpeg_quality=jpeg_quality, existing=existing,
             max_pixels=max_pixels, params=params, weights=weights, device=device, threads=threads, strength=strength,
             shading_strength=shading_strength, save_params=save_params, quiet=quiet, backend=backend,
-            flip_average=not no_flip_average, strip_metadata=strip_metadata,
+            flip_average=not no_flip_average, strip_metadata=strip_metadata, placement=placement,
         )
         return
     spec.check_exists()

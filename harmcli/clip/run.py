@@ -143,8 +143,8 @@ def plan_clip_output(
         if inputs.rate is None and fps is None:
             raise UsageError(f"{inputs.primary.path}: frames in a folder have no frame rate; give --fps to write {output}")
         chosen, chosen_crf = choose_codec(output, codec, crf)
-        if inputs.primary.size is not None:  # known before decoding for videos: fail before the first pass
-            check_frame_size(chosen, inputs.primary.size[1], inputs.primary.size[0], output)
+        if inputs.size is not None:  # known before decoding for videos and stills: fail before the first pass
+            check_frame_size(chosen, inputs.size[1], inputs.size[0], output)
         return ClipOutput(output, True, chosen, chosen_crf)
     if codec is not None or crf is not None:
         raise UsageError(f"--codec and --crf are for video outputs; -o {output} is a folder of frames")

@@ -4,7 +4,10 @@ Every input of ``harmonize`` (composite or foreground, background, mask) may be 
 (read in name order; with frame numbers in the names, a gap is a missing frame) or one still image, used for
 every frame (a background plate, a fixed mask). :class:`ClipInputs` checks what can be checked before any
 frame is decoded (frame rates, frame sizes, frame counts where the files state them) and :meth:`ClipInputs.frames`
-yields the frames, raising :class:`~harmcli.errors.InputMismatchError` when inputs disagree later on.
+yields the frames, raising :class:`~harmcli.errors.InputMismatchError` when inputs disagree later on. With a
+:class:`~harmcli.batch.Placement` (``--at``, ``--scale``) the foreground and its mask may have another size than the
+background: each frame is placed on the background's as a still image is (one implementation,
+:func:`harmcli.batch.reading.place_foreground`), and the clip has the background's size.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from harmcli.batch import ALL_FOREGROUND, InputSpec, list_images
+from harmcli.batch import ALL_FOREGROUND, InputSpec, Placement, list_images
 from harmcli.errors import ImageReadError, InputMismatchError, UsageError
 from harmcli.io.images import READ_EXTENSIONS
 from harmcli.io.metadata import ImageMetadata
@@ -154,8 +157,14 @@ def is_clip(inputs: list[Path], mask: Path | None, sequence: bool) -> bool:
 class ClipInputs:
     """The clip's inputs opened as sources, checked against each other before decoding."""
 
-    def __init__(self, spec: InputSpec, *, sequence: bool, max_pixels: int):
+    def __init__(self, spec: InputSpec, *, sequence: bool, max_pixels: int, placement: Placement | None = None):
+        """``placement``: where the foreground (and its mask, of the foreground's size) goes on the background
+        (``--at``, ``--scale``; FG BG [MASK] only); None = every input must have the same size."""
+        if placement is not None and spec.form == "composite":
+            raise UsageError("--at places a foreground on a background: give FG BG [MASK], not COMPOSITE --mask")
         self.spec = spec
+        self.placement = placement
+        self.max_pixels = max_pixels
         self.sources: dict[str, Source] = {}
         # Said once however many frames (and passes) they concern: an ordered set.
         self._colour_notes: dict[str, None] = {}
@@ -209,19 +218,39 @@ class ClipInputs:
                 )
 
     def _check_sizes(self) -> None:
+        if self.placement is not None:
+            self._check_placement()
+            return
         sized = [s for s in self.sources.values() if s.size is not None]
         for s in sized[1:]:
             if s.size != sized[0].size:
-                turned = [v for v in (s, sized[0]) if isinstance(v, VideoSource) and v.info.orientation.swaps_sides]
-                hint = ""
-                if turned and s.size == sized[0].size[::-1]:
-                    # A phone clip is read the way players show it; a mask drawn on its stored frames is sideways.
-                    hint = (f" ({turned[0].path} is stored turned a quarter and read upright, as players show it: "
-                            "draw masks and foregrounds on the upright picture)")
+                hint = _turned_hint(s, sized[0])
+                if not hint and "background" in (s.role, sized[0].role) and "foreground" in (s.role, sized[0].role):
+                    hint = ", or pass --at X,Y (or --at center) to place a smaller foreground"
                 raise InputMismatchError(
                     f"{s.path} ({s.role}) is {s.size[1]}x{s.size[0]} but {sized[0].path} is "
                     f"{sized[0].size[1]}x{sized[0].size[0]}; they must be the same size{hint}"
                 )
+
+    def _check_placement(self) -> None:
+        """With --at: the foreground and its mask are the cutout and must have one size; the background, of any
+        size, is the canvas. Where the sizes are known before decoding (videos, stills) the placement itself is
+        checked now too: a --scale that makes the cutout too small or too large, or a cutout that misses the
+        background, fails before the first frame (a frame folder's frames are checked as they are read)."""
+        from harmcli.batch.reading import placement_geometry
+
+        foreground, mask, background = self.primary, self.sources.get("mask"), self.sources["background"]
+        if mask is not None and None not in (foreground.size, mask.size) and mask.size != foreground.size:
+            raise InputMismatchError(
+                f"{mask.path} (mask) is {mask.size[1]}x{mask.size[0]} but the foreground {foreground.path} is "
+                f"{foreground.size[1]}x{foreground.size[0]}; with --at the mask must have the foreground's size"
+                f"{_turned_hint(mask, foreground)}"
+            )
+        if foreground.size is not None and background.size is not None:
+            placement_geometry(
+                self.placement, foreground.size, background.size, max_pixels=self.max_pixels,
+                foreground_name=foreground.path, background_name=background.path,
+            )
 
     def _check_counts(self, moving: list[Source]) -> None:
         counted = [s for s in moving if s.count is not None]
@@ -236,6 +265,12 @@ class ClipInputs:
     @property
     def count(self) -> int | None:
         return self.primary.count
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) of the output frames when known before decoding: the background's with a placement, else the
+        composite's or foreground's (None for a frame folder)."""
+        return self.sources["background"].size if self.placement is not None else self.primary.size
 
     decoded: int | None = None  # frames read by the last complete pass over the inputs
 
@@ -289,7 +324,7 @@ class ClipInputs:
 
     def frames(self) -> Iterator[Frame]:
         """Every frame, in order; inputs that end early or run long raise InputMismatchError."""
-        from harmcli.batch.reading import _over, _promote
+        from harmcli.batch.reading import _over, _promote, place_foreground
         from harmcli.ops.apply import mask_to_float
         from harmcli.ops.paste import make_composite
 
@@ -320,12 +355,20 @@ class ClipInputs:
                     pts = values[self.timing.role][1]
                 name = self.primary.where(index)
                 size = _rgb_of(primary).shape[:2]
-                for role in roles:
-                    shape = _rgb_of(values[role][0]).shape[:2]
+                if self.placement is None:
+                    for role in roles:
+                        shape = _rgb_of(values[role][0]).shape[:2]
+                        if shape != size:
+                            raise InputMismatchError(
+                                f"{self.sources[role].where(index)} is {shape[1]}x{shape[0]} but {name} is "
+                                f"{size[1]}x{size[0]}; every frame must have the same size"
+                            )
+                elif "mask" in values:  # the background is the canvas: any size
+                    shape = values["mask"][0].shape[:2]
                     if shape != size:
                         raise InputMismatchError(
-                            f"{self.sources[role].where(index)} is {shape[1]}x{shape[0]} but {name} is "
-                            f"{size[1]}x{size[0]}; every frame must have the same size"
+                            f"{self.sources['mask'].where(index)} is {shape[1]}x{shape[0]} but the foreground {name} "
+                            f"is {size[1]}x{size[0]}; with --at the mask must have the foreground's size"
                         )
                 if form == "composite":
                     rgb, alpha = _split(primary)
@@ -349,6 +392,12 @@ class ClipInputs:
                     fg = self._in_background_space(fg, primary, values["background"][0])
                     dtype = np.promote_types(fg.dtype, back.dtype)
                     fg, background = _promote(fg, dtype), _promote(back, dtype)
+                    if self.placement is not None:
+                        # The mask keeps its dtype when only moved (uint8 from a video stays on apply's fast path).
+                        fg, mask = place_foreground(
+                            self.placement, fg, mask, background, max_pixels=self.max_pixels, foreground_name=name,
+                            background_name=self.sources["background"].where(index),
+                        )
                     composite = make_composite(fg, background, mask)
                     alpha = _over(mask_to_float(mask), back_alpha) if back_alpha is not None else None
                 if mask.size and float(mask.min()) / _FULL.get(mask.dtype, 1.0) >= ALL_FOREGROUND:
@@ -368,6 +417,16 @@ def _count_message(a: Source, a_count: int, b: Source, b_count: int) -> str:
         f"{b.path} ({b.role}) has {b_count} frames but {a.path} ({a.role}) has {a_count}; "
         "every clip input needs the same number of frames"
     )
+
+
+def _turned_hint(a: Source, b: Source) -> str:
+    """When two sizes differ by a quarter turn and one input is a video stored turned: why, and what to do."""
+    turned = [v for v in (a, b) if isinstance(v, VideoSource) and v.info.orientation.swaps_sides]
+    if turned and a.size == b.size[::-1]:
+        # A phone clip is read the way players show it; a mask drawn on its stored frames is sideways.
+        return (f" ({turned[0].path} is stored turned a quarter and read upright, as players show it: "
+                "draw masks and foregrounds on the upright picture)")
+    return ""
 
 
 def _rgb_of(value) -> np.ndarray:

@@ -78,6 +78,16 @@ def centred_origin(size: tuple[int, int], canvas: tuple[int, int]) -> tuple[int,
     return (canvas[1] - size[1]) // 2, (canvas[0] - size[0]) // 2
 
 
+def covered_window(size: tuple[int, int], canvas: tuple[int, int], x: int, y: int) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the part of a ``canvas`` (H, W) that an image of ``size`` (H, W) with its
+    top-left corner at (``x``, ``y``) covers; None when it covers none of it."""
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + size[1], canvas[1]), min(y + size[0], canvas[0])
+    if left >= right or top >= bottom:
+        return None
+    return top, bottom, left, right
+
+
 def place_cutout(
     foreground: np.ndarray, mask: np.ndarray, background: np.ndarray, x: int, y: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -88,11 +98,10 @@ def place_cutout(
     cutout lands on the background. ``foreground`` must have the background's dtype and channels.
     """
     canvas_height, canvas_width = background.shape[:2]
-    height, width = mask.shape[:2]
-    left, top = max(x, 0), max(y, 0)
-    right, bottom = min(x + width, canvas_width), min(y + height, canvas_height)
-    if left >= right or top >= bottom:
+    window = covered_window(mask.shape[:2], (canvas_height, canvas_width), x, y)
+    if window is None:
         return None
+    top, bottom, left, right = window
     placed = background.copy()
     placed[top:bottom, left:right] = foreground[top - y : bottom - y, left - x : right - x]
     placed_mask = np.zeros((canvas_height, canvas_width), mask.dtype)

@@ -389,15 +389,3 @@ def test_at_with_a_composite_is_a_usage_error(run, tmp_path, identity_weights, c
     result = run(command, composite, "--mask", mask, "-o", out, "--weights", identity_weights, *options)
     assert_one_error(result, 2, "--at", "COMPOSITE")
     assert not out.exists()
-
-
-def test_at_with_a_clip_is_a_usage_error(run, tmp_path, identity_weights):
-    frames = tmp_path / "frames"
-    for i in range(2):
-        rgb, alpha = make_cutout(20, 16, seed=i)
-        write_image(frames / f"f{i:03d}.png", rgb, alpha)
-    plate = write_image(tmp_path / "bg.png", background())
-    out = tmp_path / "out"
-    result = run("harmonize", frames, plate, "--sequence", "-o", out, "--weights", identity_weights, "--at", "0,0")
-    assert_one_error(result, 2, "--at is for still images")
-    assert not out.exists()
