@@ -489,6 +489,14 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     alpha=frame.alpha is not None,  # the first frame decides for the whole clip
                     tags=tags,
                 )
+                state["size"] = image.shape[:2]
+            elif image.shape[:2] != state["size"]:
+                # Frames of a folder can differ in size; a video's cannot (the encoder would rescale or fail).
+                (h, w), (first_h, first_w) = image.shape[:2], state["size"]
+                raise InputMismatchError(
+                    f"{frame.name} is {w}x{h} but the clip's first frame is {first_w}x{first_h}; a video's frames "
+                    "must all have one size (write a frame folder, -o DIR, to keep each frame's own)"
+                )
             pts = frame.pts if frame.pts is not None else frame.index
             state["writer"].write(_as_video_colour(frame, image, notes), pts, frame.alpha)
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.cli import assert_one_error, files_in, identity_weights, run, write_image  # noqa: F401 (fixtures)
+from tests.cli import assert_one_error, files_in, identity_weights, read_image, run, write_image  # noqa: F401 (fixtures)
 
 from . import jittery_weights, make_clip, mean_corrections, read_video, write_video  # noqa: F401
 
@@ -213,6 +213,25 @@ def test_odd_frame_size_for_a_4_2_0_codec(run, tmp_path, clip_files, identity_we
     assert result.code == 0, result.err
     frames, *_ = read_video(tmp_path / "o.mkv")
     assert frames[0].shape == (47, 63, 3) and len(frames) == 16
+
+
+def test_a_frame_folder_whose_frames_change_size(run, tmp_path, clip_files, identity_weights):
+    """A video holds one frame size: a folder frame of another size is an error naming it, and nothing is written;
+    into a frame folder each frame keeps its own size."""
+    _, _, comps, masks = clip_files
+    frames, mask_frames = tmp_path / "f", tmp_path / "m"
+    for i in range(4):
+        rows = 46 if i == 2 else 48
+        write_image(frames / f"{i:03d}.png", comps[i][:rows])
+        write_image(mask_frames / f"{i:03d}.png", masks[i][:rows])
+    inputs = files_in(tmp_path)
+    result = run("harmonize", frames, "-m", mask_frames, "--sequence", "--fps", "24", "-o", tmp_path / "o.mkv",
+                 "--codec", "ffv1", "--weights", identity_weights)
+    assert_one_error(result, 1, "002.png", "64x46", "64x48", "one size")
+    assert files_in(tmp_path) == inputs
+    result = run("harmonize", frames, "-m", mask_frames, "--sequence", "-o", tmp_path / "out", "--weights", identity_weights)
+    assert result.code == 0, result.err
+    assert [read_image(p).shape[0] for p in sorted((tmp_path / "out").iterdir())] == [48, 48, 46, 48]
 
 
 def test_clip_options_on_images_and_an_image_output(run, tmp_path, clip_files, identity_weights):
