@@ -96,7 +96,16 @@ class InputReader:
                 mask = mask_to_float(primary.alpha)
                 mask_name = f"{item.primary} (alpha channel)"
             else:
-                mask = self._mask(item.mask, size, item.primary, notes)
+                if self.placement is not None:  # the mask travels with the foreground: the foreground's size
+                    mask = self._read("mask", item.mask, notes)
+                    if mask.shape[:2] != tuple(size):
+                        raise InputMismatchError(
+                            f"{item.mask}: mask is {_size_text(mask.shape)} but foreground {item.primary} is "
+                            f"{_size_text(size)}; with --at the mask must have the foreground's size (it is placed "
+                            "with it)"
+                        )
+                else:
+                    mask = self._mask(item.mask, size, item.primary, notes)
                 mask_name = str(item.mask)
             foreground_rgb, converted = in_background_space(
                 primary.rgb, primary.metadata.icc, back.metadata.icc, primary.path

@@ -375,7 +375,7 @@ def test_mask_must_have_the_foregrounds_size(run, tmp_path, identity_weights):
     mask = write_image(tmp_path / "mask.png", np.zeros((BG_HEIGHT, BG_WIDTH), np.uint8))  # drawn on the background
     out = tmp_path / "out.png"
     result = run("harmonize", fg, plate, mask, "-o", out, "--weights", identity_weights, "--at", "0,0")
-    assert_one_error(result, 1, "mask.png")
+    assert_one_error(result, 1, "mask.png", "64x48", "16x20", "with --at the mask must have the foreground's size")
     assert not out.exists()
 
 
