@@ -54,12 +54,13 @@ class InputReader:
     def _mask(self, path: Path, size: tuple[int, int], against: Path, notes: list[str]) -> np.ndarray:
         from harmcli.io.images import read_mask
 
-        if ("mask", path) in self._shared:
-            mask = self._shared[("mask", path)]
+        if ("mask", path) in self._shared or self.placement is not None:
+            mask = self._read("mask", path, notes)
             if mask.shape[:2] != tuple(size):
+                placed = " (with --at the mask must have the foreground's size: it is placed with it)"
                 raise InputMismatchError(
                     f"{path}: mask is {_size_text(mask.shape)} but {against} is {_size_text(size)}; "
-                    "they must be the same size"
+                    f"they must be the same size{placed if self.placement is not None else ''}"
                 )
             return mask
         return read_mask(path, size=tuple(size), max_pixels=self.max_pixels, notes=notes)
@@ -96,16 +97,7 @@ class InputReader:
                 mask = mask_to_float(primary.alpha)
                 mask_name = f"{item.primary} (alpha channel)"
             else:
-                if self.placement is not None:  # the mask travels with the foreground: the foreground's size
-                    mask = self._read("mask", item.mask, notes)
-                    if mask.shape[:2] != tuple(size):
-                        raise InputMismatchError(
-                            f"{item.mask}: mask is {_size_text(mask.shape)} but foreground {item.primary} is "
-                            f"{_size_text(size)}; with --at the mask must have the foreground's size (it is placed "
-                            "with it)"
-                        )
-                else:
-                    mask = self._mask(item.mask, size, item.primary, notes)
+                mask = self._mask(item.mask, size, item.primary, notes)
                 mask_name = str(item.mask)
             foreground_rgb, converted = in_background_space(
                 primary.rgb, primary.metadata.icc, back.metadata.icc, primary.path
