@@ -109,7 +109,8 @@ class _Job:
 
 
 class HarmonizeJob(_Job):
-    """Predict (or take) an adjustment, apply it inside the mask, write the image in the input's bit depth."""
+    """Predict (or take) an adjustment, apply it inside the mask, write the image in the input's bit depth, and in
+    gray when the input is grayscale (:attr:`LoadedInputs.gray`)."""
 
     def __init__(
         self, *, jpeg_quality: int = 95, save_params: Path | None = None, strip_metadata: bool = False, **kwargs
@@ -122,7 +123,7 @@ class HarmonizeJob(_Job):
         self.strip_metadata = strip_metadata
 
     def _write(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
-        from harmcli.io.images import write_image
+        from harmcli.io.images import gray_from_rgb, write_image
         from harmcli.ops.apply import apply_adjustment
 
         item = inputs.item
@@ -133,6 +134,8 @@ class HarmonizeJob(_Job):
             result = inputs.composite
         else:
             result = apply_adjustment(inputs.composite, inputs.mask, adjustment)
+        if inputs.gray:
+            result = gray_from_rgb(result)  # exact where the three channels are equal: outside the mask, for one
         # --save-params first and the image second, and the saved adjustment is removed again when the image
         # fails: both or neither, so a re-run never finds half a result that only --overwrite gets past.
         params: list[Path] = []

@@ -78,6 +78,7 @@ class InputReader:
             alpha = primary.alpha
             mask_name = str(item.mask)
             metadata = primary.metadata
+            gray = primary.gray
         else:
             from harmcli.ops.paste import make_composite
 
@@ -103,7 +104,17 @@ class InputReader:
                 primary.rgb, primary.metadata.icc, back.metadata.icc, primary.path
             )
             notes.extend(converted)
+            # The output follows the background in everything that is a file's format (profile and metadata,
+            # alpha, and so also gray or colour): a colour foreground pasted on a gray plate comes out gray. A gray
+            # profile takes no part in the conversion above (conversions are between RGB spaces), so such a
+            # foreground is brought into sRGB, as for an untagged background, and its luma becomes its gray.
             metadata = back.metadata
+            gray = back.gray
+            if gray and not primary.gray and not _equal_channels(primary.rgb):
+                notes.append(
+                    f"{item.primary}: the background {item.background} is grayscale, so the output is too: the "
+                    "foreground's colours are written as gray"
+                )
             dtype = np.promote_types(primary.rgb.dtype, back.rgb.dtype)
             foreground, background = _promote(foreground_rgb, dtype), _promote(back.rgb, dtype)
             if self.placement is not None:
@@ -118,7 +129,7 @@ class InputReader:
                 f"{mask_name}: the mask is foreground everywhere; harmonization needs some background to match against"
             )
         bit_depth = 16 if composite.dtype == np.uint16 else 8
-        return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes)
+        return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes, gray)
 
 
 def place_foreground(
@@ -225,7 +236,9 @@ class LoadedInputs:
     """One item read into memory: what the network sees and what the output is made from.
 
     ``composite`` and ``background`` are (H, W, 3) uint8 or uint16 RGB of the same dtype; ``mask`` is (H, W)
-    float32 in [0, 1]; ``alpha`` is the output's alpha channel (None = opaque).
+    float32 in [0, 1]; ``alpha`` is the output's alpha channel (None = opaque). ``gray``: the output is written
+    gray (one channel, plus alpha), because the file it follows (the composite, or the background) is grayscale;
+    the arrays are RGB all the same, the network and the curves working on three channels.
     """
 
     item: Item
@@ -237,10 +250,16 @@ class LoadedInputs:
     mask_name: str = ""  # the mask's file, for messages
     metadata: "ImageMetadata | None" = None  # what the output inherits: the background's, or the composite's
     notes: list[str] = field(default_factory=list)  # warnings: what reading had to say, a colour conversion
+    gray: bool = False
 
     @property
     def mask_is_empty(self) -> bool:
         return not bool(self.mask.any())
+
+
+def _equal_channels(rgb: np.ndarray) -> bool:
+    """Whether an (H, W, 3) image is neutral everywhere (a black-and-white picture saved as RGB)."""
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
 def _size_text(shape: Sequence[int]) -> str:

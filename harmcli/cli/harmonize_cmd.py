@@ -368,13 +368,13 @@ def harmonize_command(
         typer.Option(
             "--strip-metadata",
             help="Write no colour profile, EXIF, XMP, IPTC or resolution, and no video tags such as creation time or location "
-            "(by default the output keeps the input's: the background's for FG BG).",
+            "(by default the output keeps the input's, and its gray or colour: the background's for FG BG).",
         ),
     ] = False,
 ) -> None:
     """Harmonize a pasted subject with its background; the output keeps the input's bit depth.
 
-    Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error.
+    A grayscale input gives a grayscale output (for FG BG the background decides: a colour foreground on a gray background comes out gray). Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error.
     """
     from harmcli import batch
     from harmcli.errors import UsageError

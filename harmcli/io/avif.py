@@ -89,7 +89,8 @@ def size(path: Path, data: bytes) -> tuple[int, int]:
 
 
 def decode(path: Path, data: bytes) -> tuple[np.ndarray, list[str]]:
-    """The (first) image as (H, W, 3) RGB or (H, W, 4) RGBA uint8, upright.
+    """The (first) image as (H, W) gray, (H, W, 2) gray + alpha (monochrome files), (H, W, 3) RGB or (H, W, 4)
+    RGBA uint8, upright.
 
     Also returns notes on what was left out (frames after the first, bits beyond 8).
     """
@@ -106,10 +107,7 @@ def decode(path: Path, data: bytes) -> tuple[np.ndarray, list[str]]:
         pixels = np.asarray(image)
     except (SyntaxError, ValueError, RuntimeError, OSError) as exc:
         raise ImageReadError(f"cannot read image '{path}': the file is truncated or corrupt ({_first_line(exc)})") from None
-    if pixels.ndim == 2:  # 4:0:0 (monochrome) files decode to one channel
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    elif pixels.shape[2] == 2:  # monochrome with alpha
-        pixels = np.dstack((np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1]))
+    # 4:0:0 (monochrome) files decode to one channel (two with alpha) and stay so: images.read_image expands them.
     return np.ascontiguousarray(_upright(pixels, _box_orientation(image.info.get("exif")))), notes
 
 

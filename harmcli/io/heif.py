@@ -69,7 +69,8 @@ def size(path: Path, data: bytes) -> tuple[int, int]:
 
 
 def decode(path: Path, data: bytes) -> tuple[np.ndarray, list[str]]:
-    """The primary image as (H, W, 3) RGB or (H, W, 4) RGBA, uint8, or uint16 for more than 8 bits, upright.
+    """The primary image as (H, W) gray (a monochrome file), (H, W, 3) RGB or (H, W, 4) RGBA, uint8, or uint16 for
+    more than 8 bits, upright.
 
     Also returns notes on what was left out (other top-level images of a burst or collection).
     """
@@ -88,9 +89,7 @@ def decode(path: Path, data: bytes) -> tuple[np.ndarray, list[str]]:
         # white is 65535, as for 16-bit PNG or TIFF.
         top = float((1 << bits) - 1)
         pixels = np.rint((pixels >> (16 - bits)).astype(np.float32) * np.float32(65535.0 / top)).astype(np.uint16)
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    if pixels.shape[2] == 4 and getattr(image, "premultiplied_alpha", False):
+    if pixels.ndim == 3 and pixels.shape[2] == 4 and getattr(image, "premultiplied_alpha", False):
         pixels = _unpremultiplied(pixels)
     return np.ascontiguousarray(pixels), notes
 
@@ -123,9 +122,11 @@ def read_metadata(path: Path, data: bytes, notes: list[str] | None = None) -> Im
 
 
 def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: ImageMetadata | None, quality: int) -> bytes:
-    """HEIC bytes (HEVC, 4:2:0) of ``rgb`` (uint8: 8-bit; uint16: 10-bit) with ``alpha`` and ``metadata``.
+    """HEIC bytes (HEVC, 4:2:0; monochrome 4:0:0 for (H, W) gray without alpha) of ``rgb`` (uint8: 8-bit; uint16:
+    10-bit) with ``alpha`` and ``metadata``.
 
-    ``quality`` 1..100 as for JPEG; 100 is the encoder's best lossy quality (HEVC here has no lossless RGB)."""
+    ``quality`` 1..100 as for JPEG; 100 is the encoder's best lossy quality (HEVC here has no lossless RGB).
+    pillow-heif encodes gray + alpha as RGBA, so that is made RGBA here, visibly."""
     heif = _pillow_heif()
     if max(rgb.shape[:2]) > _MAX_SIDE:
         # x265 refuses such a picture with a message about its parameters; say what the limit is instead.
@@ -133,11 +134,11 @@ def encode(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, metadata: Imag
             f"cannot write '{path}': {rgb.shape[1]}x{rgb.shape[0]} has a side over {_MAX_SIDE} pixels, more than the "
             "HEVC encoder takes; write a .tif, .png or .jpg"
         )
+    if alpha is not None and rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
     pixels = rgb if alpha is None else np.dstack((rgb, alpha))
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
     deep = pixels.dtype == np.uint16
-    mode = ("RGBA" if pixels.shape[2] == 4 else "RGB") + (";16" if deep else "")
+    mode = ("L" if pixels.ndim == 2 else "RGBA" if pixels.shape[2] == 4 else "RGB") + (";16" if deep else "")
     options = {"quality": int(quality), **encoder_options(metadata, exif_prefix=True)}
     out = io.BytesIO()
     try:

@@ -21,6 +21,11 @@ file behind, and (``overwrite=False``) a file that appeared meanwhile is never r
 
 Colour profile, EXIF, resolution, XMP and IPTC are read from the bytes already in memory and written back by
 :mod:`harmcli.io.metadata` (``LoadedImage.metadata``, ``write_image(metadata=...)``).
+
+Grayscale files (one gray channel, with or without alpha) are read as three equal channels, since everything
+downstream (the network, the curves, colour conversions) works on RGB, and say so in ``LoadedImage.gray``;
+:func:`gray_from_rgb` turns a result back into one channel, and :func:`write_image` writes (H, W) data as a gray
+file, with its gray colour profile, in every format that holds gray.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,6 +89,20 @@ WRITE_EXTENSIONS: tuple[str, ...] = READ_EXTENSIONS
 # Pillow's encoder writes 8 bits only.
 _SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff") + HEIF_EXTENSIONS
 _TIFF_EXTENSIONS = (".tif", ".tiff")
+# Gray data is stored as one channel by PNG, TIFF, JPEG, BMP (8-bit gray palette), HEIF and AVIF (monochrome);
+# WebP has no gray form (libwebp codes every picture as colour), so it gets three equal channels and no gray
+# profile. Gray *with alpha* only PNG and TIFF hold: pillow-heif and Pillow's AVIF encoder turn it into RGBA
+# (and BMP has no gray + alpha), so there the pixels are RGBA with three equal channels, again without the gray
+# profile, which could not describe them.
+_RGB_ONLY_EXTENSIONS = (".webp",)
+_GRAY_ALPHA_EXTENSIONS = (".png",) + _TIFF_EXTENSIONS
+
+# Rec. 709 luma weights (sRGB's primaries, which is what harmcli takes untagged pixels to be). Chosen over the
+# plain mean because a harmonized gray picture is not quite neutral inside the mask (three curves, each predicted
+# for its own channel) and, from a colour foreground pasted on a gray background, not neutral at all: luma is
+# how bright each colour looks, as a black-and-white conversion should be, where the mean makes blues as
+# bright as greens. The weights sum to 1, so three equal channels give their value back exactly.
+_LUMA_709 = np.array([[0.2126, 0.7152, 0.0722]])
 
 # OpenCV >= 4.10 decodes straight to RGB; older builds decode to BGR and we convert.
 _IMREAD_COLOR_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
@@ -100,10 +120,12 @@ class LoadedImage:
         rgb: (H, W, 3) uint8 or uint16, RGB order. Grayscale files are expanded to three equal channels.
         alpha: (H, W) of the same dtype as ``rgb``, or None when the file has no alpha channel.
         bit_depth: 8 or 16, matching ``rgb.dtype``.
-        metadata: the file's RGB colour profile, EXIF (made upright), resolution, XMP and IPTC record (see
-            harmcli.io.metadata).
+        metadata: the file's RGB colour profile (or, for a gray file, its gray one in ``gray_icc``), EXIF (made
+            upright), resolution, XMP and IPTC record (see harmcli.io.metadata).
         notes: what was left out or interpreted (frames after the first, extra channels), one sentence each,
             naming the file; for the caller to show as warnings.
+        gray: the file stores one gray channel (plus alpha): ``rgb`` is that channel three times, and an output
+            that follows this file is written gray again (:func:`gray_from_rgb`).
     """
 
     path: Path
@@ -112,6 +134,7 @@ class LoadedImage:
     bit_depth: int
     metadata: ImageMetadata = NO_METADATA
     notes: list[str] = field(default_factory=list)
+    gray: bool = False
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -127,6 +150,7 @@ class _Header:
     orientation: int = 1
     truncated: str | None = None  # why the file looks incomplete, or None
     frames: int = 1  # frames of an animated PNG / WebP; only the first is decoded
+    gray: bool = False  # the header says one gray channel (+ alpha): PNG colour type 0 or 4, a one-component JPEG
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -138,8 +162,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         max_pixels: refuse images with more pixels than this (checked from the header before decoding).
 
     Returns:
-        A :class:`LoadedImage`. Gray files become three equal channels; gray + alpha and RGBA keep the alpha
-        separately. Float TIFFs are clipped to [0, 1] and converted to 16-bit; 1-bit TIFFs to 8-bit.
+        A :class:`LoadedImage`. Gray files become three equal channels (``gray`` True); gray + alpha and RGBA keep
+        the alpha separately. Float TIFFs are clipped to [0, 1] and converted to 16-bit; 1-bit TIFFs to 8-bit.
 
     Raises:
         ImageReadError: missing file, a folder, empty, truncated or corrupt, not an image, unsupported
@@ -154,6 +178,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         metadata = avif.read_metadata(path, data, notes)
     else:
         metadata = read_metadata(data, kind)  # from the bytes already read: containers only, no second decode
+    gray = pixels.ndim == 2 or pixels.shape[2] == 2
+    if not gray and metadata.gray_icc is not None:  # a gray profile in a colour file describes nothing here
+        metadata = replace(metadata, gray_icc=None)
     alpha = None
     if pixels.ndim == 2:
         rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
@@ -166,7 +193,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         rgb = np.ascontiguousarray(pixels[..., :3])
         alpha = np.ascontiguousarray(pixels[..., 3])
     bit_depth = 16 if rgb.dtype == np.uint16 else 8
-    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=bit_depth, metadata=metadata, notes=notes)
+    return LoadedImage(path=path, rgb=rgb, alpha=alpha, bit_depth=bit_depth, metadata=metadata, notes=notes, gray=gray)
 
 
 def read_mask(
@@ -227,6 +254,9 @@ def _load_pixels(
 ) -> tuple[np.ndarray, bytes, str]:
     """Decode ``path`` to (H, W), (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA, uint8/uint16, upright.
 
+    The channel layout is the file's: a gray file (with or without alpha) comes back gray even where the decoder
+    hands out equal RGB(A) channels (libpng's gray + alpha), which is how :func:`read_image` knows it is gray.
+
     Also returns the file's bytes and its format ("png", "jpeg", "tiff", "webp", "bmp", "heif", "avif"), for the
     metadata.
     What was left out (frames, channels) is appended to ``notes``.
@@ -256,7 +286,11 @@ def _load_pixels(
         pixels, avif_notes = avif.decode(path, data)  # upright already: the file's irot/imir boxes applied there
         notes.extend(avif_notes)
     else:
-        pixels = _decode_opencv(path, data, header.kind, for_mask)
+        pixels = _decode_opencv(path, data, header.kind, for_mask, gray=header.gray)
+        if header.gray and pixels.ndim == 3:
+            # OpenCV decodes gray + alpha PNGs (and gray ones with a tRNS transparent value) to RGBA whose three
+            # colour channels libpng copied from the one gray channel: keep that one, and the alpha.
+            pixels = np.ascontiguousarray(pixels[..., [0, 3]] if pixels.shape[2] == 4 else pixels[..., 0])
         if header.frames > 1:
             what = "an animated WebP" if header.kind == "webp" else "an animated PNG"
             notes.append(f"{path}: {what} ({header.frames} frames); only the first frame is used")
@@ -332,6 +366,7 @@ def _parse_png(data: bytes) -> _Header:
             return header
         if kind == b"IHDR" and length >= 8:
             header.width, header.height = struct.unpack_from(">II", data, pos + 8)
+            header.gray = length >= 10 and data[pos + 17] in (0, 4)  # colour type: 0 gray, 4 gray + alpha
             seen_ihdr = True
         elif kind == b"eXIf":
             header.orientation = _exif_orientation(data[pos + 8 : pos + 8 + length])
@@ -389,6 +424,7 @@ def _parse_jpeg(data: bytes) -> _Header:
             height, width = struct.unpack_from(">HH", data, pos + 5)
             if height and width:  # height 0 means "given later by a DNL marker"
                 header.height, header.width = height, width
+            header.gray = length >= 8 and data[pos + 9] == 1  # one component: a grayscale JPEG
         pos = segment_end
 
 
@@ -456,11 +492,12 @@ def _exif_orientation(blob: bytes) -> int:
     return 1
 
 
-def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool) -> np.ndarray:
+def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool, *, gray: bool = False) -> np.ndarray:
     buffer = np.frombuffer(data, dtype=np.uint8)
     # JPEG photos (the hot path) decode straight to 3-channel RGB; everything else unchanged so that 16-bit
-    # and alpha survive. Orientation is always ours to apply, never OpenCV's, so every format agrees.
-    direct_rgb = kind == "jpeg" and not for_mask and _IMREAD_COLOR_RGB is not None
+    # and alpha survive, and so that a gray JPEG (``gray``: its header says one component) stays one channel.
+    # Orientation is always ours to apply, never OpenCV's, so every format agrees.
+    direct_rgb = kind == "jpeg" and not for_mask and not gray and _IMREAD_COLOR_RGB is not None
     flags = (_IMREAD_COLOR_RGB | _IMREAD_IGNORE_ORIENTATION) if direct_rgb else cv2.IMREAD_UNCHANGED
     try:
         with decoder_messages() as messages:
@@ -577,8 +614,13 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             f"{pixels.shape[2] - 4}"
         )
         pixels = pixels[..., :4]
-    if photometric == 0:  # MINISWHITE: 0 is white
-        pixels = np.iinfo(pixels.dtype).max - pixels
+    if photometric == 0:  # MINISWHITE: 0 is white; the gray channel only (an alpha channel is never inverted)
+        top = np.iinfo(pixels.dtype).max
+        if pixels.ndim == 2:
+            pixels = top - pixels
+        else:
+            pixels = pixels.copy()
+            pixels[..., 0] = top - pixels[..., 0]
     return np.ascontiguousarray(pixels), orientation
 
 
@@ -645,6 +687,22 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------- writing
 
 
+def gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H, W) gray of the same dtype (uint8/uint16: rounded to nearest), by Rec. 709 luma.
+
+    The way back from :func:`read_image`'s expansion of a gray file: three equal channels give exactly the gray
+    value they were made from, so pixels a harmonization left alone are the input's bit for bit. Why luma rather
+    than the mean: see ``_LUMA_709``.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {rgb.shape}")
+    if rgb.dtype.kind == "f":
+        return (rgb.astype(np.float32) @ _LUMA_709[0].astype(np.float32)).astype(rgb.dtype, copy=False)
+    # cv2.transform: one threaded pass, rounded and saturated in the input's depth.
+    return cv2.transform(rgb, _LUMA_709).reshape(rgb.shape[:2])
+
+
 def output_bit_depth_for(path: str | os.PathLike, bit_depth: int) -> int:
     """The bit depth :func:`write_image` keeps for ``path`` for data of ``bit_depth``: 16 for PNG/TIFF, and for
     HEIF, which stores the 16-bit data with 10 bits."""
@@ -669,7 +727,10 @@ def write_image(
 
     Args:
         path: destination; its folder is created. Extension one of ``WRITE_EXTENSIONS``.
-        rgb: (H, W, 3) RGB or (H, W) gray; uint8, uint16, or float in [0, 1] (clipped).
+        rgb: (H, W, 3) RGB or (H, W) gray; uint8, uint16, or float in [0, 1] (clipped). Gray is stored as gray
+            (one channel, plus alpha in PNG and TIFF) in every format that has a gray form. WebP, which has none,
+            gets three equal channels, and so does gray + alpha in HEIF, AVIF and BMP, which have no gray + alpha
+            form (JPEG drops the alpha and stays gray).
         bit_depth: 8 or 16; default: that of ``rgb`` (8 for float data). PNG and TIFF keep 16-bit; JPEG, WebP,
             BMP and AVIF hold only 8 bits, so 16-bit data is rounded to 8 bits (v / 257, to nearest) for them —
             see :func:`output_bit_depth_for`. 8-bit data is never widened unless ``bit_depth=16`` is asked.
@@ -680,8 +741,9 @@ def write_image(
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
         metadata: colour profile, EXIF, resolution, XMP and IPTC to store (JPEG, PNG, TIFF, WebP, HEIF, AVIF;
-            BMP stores none, WebP, HEIF and AVIF no IPTC); None writes none. A gray image (no alpha) gets no colour
-            profile, since profiles kept are RGB.
+            BMP stores none, WebP, HEIF and AVIF no IPTC); None writes none. The profile is the one that
+            describes the stored pixels (:meth:`ImageMetadata.for_pixels`): ``gray_icc`` for gray pixels, ``icc``
+            for RGB ones; an output whose pixels are the other kind gets none.
         overwrite: False: raise OutputExistsError when ``path`` exists when the file is complete (also when
             it appeared while this one was being written); True: replace it.
 
@@ -710,11 +772,10 @@ def write_image(
         alpha = None
     if alpha is not None:
         alpha = _to_depth(path, np.asarray(alpha), depth)
-        if rgb.ndim == 2:
-            rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
-
-    if metadata is not None and rgb.ndim == 2 and metadata.icc is not None:
-        metadata = replace(metadata, icc=None)
+    if rgb.ndim == 2 and (ext in _RGB_ONLY_EXTENSIONS or (alpha is not None and ext not in _GRAY_ALPHA_EXTENSIONS)):
+        rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)  # no gray form for these pixels here: see _RGB_ONLY_EXTENSIONS
+    if metadata is not None:
+        metadata = metadata.for_pixels(gray=rgb.ndim == 2)
     if ext in _TIFF_EXTENSIONS:
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
     if ext in HEIF_EXTENSIONS:
@@ -724,6 +785,10 @@ def write_image(
         encoded = avif.encode(path, rgb, alpha, metadata, int(jpeg_quality))
         return atomic_write(path, lambda fh: fh.write(encoded), protect=protect, overwrite=overwrite)
 
+    if rgb.ndim == 2 and alpha is not None:  # a gray + alpha PNG, which OpenCV's encoder cannot write
+        encoded = _encode_gray_alpha_png(rgb, alpha)
+        pieces = embed_metadata(encoded, ext, metadata, has_alpha=True)
+        return atomic_write(path, lambda fh: fh.writelines(pieces), protect=protect, overwrite=overwrite)
     if rgb.ndim == 2:
         bgr = rgb
     elif alpha is None:
@@ -748,6 +813,34 @@ def write_image(
     return atomic_write(path, lambda fh: fh.writelines(pieces), protect=protect, overwrite=overwrite)
 
 
+def _encode_gray_alpha_png(gray: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A PNG of colour type 4 (gray + alpha), 8 or 16 bits (the dtype of ``gray`` and ``alpha``).
+
+    OpenCV's PNG encoder takes 1, 3 or 4 channels only, and Pillow has no 16-bit gray + alpha mode, so these few
+    chunks are written here: every row with the Sub filter (each byte minus the one a pixel to its left, which
+    is what suits photographs among the filters a single NumPy pass can make), Deflate at level 1 as for
+    OpenCV's PNGs (see ``write_image``), no interlacing.
+    """
+    height, width = gray.shape
+    pixels = np.dstack((gray, alpha))
+    if pixels.dtype == np.uint16:
+        pixels = pixels.astype(">u2")  # PNG stores 16-bit samples big-endian
+    rows = pixels.view(np.uint8).reshape(height, -1)
+    step = 2 * pixels.itemsize  # bytes per pixel
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 1  # filter type Sub
+    filtered[:, 1 : 1 + step] = rows[:, :step]
+    np.subtract(rows[:, step:], rows[:, :-step], out=filtered[:, 1 + step :])  # modulo 256, as PNG wants
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8 * pixels.itemsize, 4, 0, 0, 0)
+    return b"".join((
+        b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(filtered.data, 1)), chunk(b"IEND", b""),
+    ))
+
+
 def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
     target = np.uint16 if depth == 16 else np.uint8
     if data.dtype == target:
@@ -765,6 +858,7 @@ def _to_depth(path: Path, data: np.ndarray, depth: int) -> np.ndarray:
 def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None, metadata: ImageMetadata | None = None) -> None:
     import tifffile
 
+    photometric = "rgb" if rgb.ndim == 3 else "minisblack"  # decided before alpha joins the samples
     extrasamples = None
     if alpha is not None:
         rgb = np.dstack((rgb, alpha))
@@ -774,7 +868,7 @@ def _write_tiff(fh: BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None, metadat
     tifffile.imwrite(
         fh,
         rgb,
-        photometric="rgb" if rgb.ndim == 3 else "minisblack",
+        photometric=photometric,
         extrasamples=extrasamples,
         # Deflate (Adobe) with the horizontal predictor: readable everywhere, needs only the stdlib zlib,
         # and level 1 is ~5x faster than the default for ~15% larger files.

@@ -2,8 +2,11 @@
 
 Photographers' files carry five things besides pixels that harmcli keeps:
 
-- the **ICC colour profile** (what the RGB numbers mean: sRGB, Adobe RGB, ProPhoto ...). Only RGB profiles are
-  kept, since outputs are RGB; a gray or CMYK profile could not describe them. An untagged input stays untagged.
+- the **ICC colour profile** (what the RGB numbers mean: sRGB, Adobe RGB, ProPhoto ...). RGB profiles are kept
+  for RGB outputs, and a gray profile (Gray Gamma 2.2, Dot Gain 20 % ...) for the gray output of a grayscale
+  input: they are held apart (``icc`` and ``gray_icc``), since every colour conversion needs an RGB profile and
+  the writer stores the one that describes the pixels it writes (:meth:`ImageMetadata.for_pixels`). A CMYK or
+  Lab profile could describe neither and is dropped. An untagged input stays untagged.
 - the **EXIF block** (camera, lens, date, copyright, GPS ...). It is rebuilt from its IFD0 (minus the tags that
   describe pixel storage), Exif, GPS and Interoperability directories: the Orientation is set to 1 because the
   pixels are already turned upright, and the thumbnail (IFD1) is dropped because it would show the old picture.
@@ -79,7 +82,10 @@ class ImageMetadata:
     """What an output inherits from its input, all optional.
 
     Attributes:
-        icc: an RGB ICC profile, as stored.
+        icc: an RGB ICC profile, as stored: the one colour conversions use (after :meth:`for_pixels`, the profile
+            the output stores, whichever its kind).
+        gray_icc: a GRAY ICC profile, as stored, for an output written in gray (see :meth:`for_pixels`); a file
+            holds one profile, so at most one of ``icc`` and ``gray_icc`` is set.
         exif: a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``), Orientation 1, no thumbnail.
         dpi: (horizontal, vertical) resolution in dots per inch.
         xmp: an XMP packet (UTF-8 XML), orientation 1, no thumbnails; for a JPEG with extended XMP, the standard
@@ -90,6 +96,7 @@ class ImageMetadata:
     """
 
     icc: bytes | None = None
+    gray_icc: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
@@ -100,9 +107,22 @@ class ImageMetadata:
     @property
     def is_empty(self) -> bool:
         return (
-            self.icc is None and self.exif is None and self.dpi is None and self.xmp is None
+            self.icc is None and self.gray_icc is None and self.exif is None and self.dpi is None and self.xmp is None
             and self.xmp_extended is None and self.iptc is None
         )
+
+    def for_pixels(self, *, gray: bool) -> "ImageMetadata":
+        """What an output whose stored pixels are gray (``gray``) or RGB carries: ``icc`` becomes the profile that
+        describes them (the gray one for gray pixels, the RGB one for RGB pixels) and ``gray_icc`` is cleared.
+
+        The writers embed ``icc`` as they find it, so this is the one place that decides which kind an output
+        gets; a profile of the other kind would tell colour-managed viewers a wrong story (or, for a gray profile
+        on RGB data, be rejected by them) and is left out.
+        """
+        icc = self.gray_icc if gray else self.icc
+        if icc == self.icc and self.gray_icc is None:
+            return self
+        return replace(self, icc=icc, gray_icc=None)
 
 
 NO_METADATA = ImageMetadata()
@@ -143,8 +163,8 @@ def _finish(
     xmp, xmp_extended = _clean_extended_xmp(clean_xmp(xmp), xmp_extended)
     record, digest = iptc
     return ImageMetadata(
-        icc=icc if is_rgb_profile(icc) else None, exif=exif, dpi=dpi, xmp=xmp, xmp_extended=xmp_extended,
-        iptc=record, iptc_digest=record is not None and digest,
+        icc=icc if is_rgb_profile(icc) else None, gray_icc=icc if is_gray_profile(icc) else None, exif=exif, dpi=dpi,
+        xmp=xmp, xmp_extended=xmp_extended, iptc=record, iptc_digest=record is not None and digest,
     )
 
 
@@ -251,7 +271,18 @@ def _join_extended_xmp(pieces: list[tuple[int, int, bytes]]) -> bytes | None:
 
 def is_rgb_profile(icc: bytes | None) -> bool:
     """True for a plausible ICC profile whose data colour space is RGB (header bytes 16..20)."""
-    return icc is not None and len(icc) >= 132 and icc[36:40] == b"acsp" and icc[16:20] == b"RGB "
+    return _profile_space(icc) == b"RGB "
+
+
+def is_gray_profile(icc: bytes | None) -> bool:
+    """True for a plausible ICC profile whose data colour space is GRAY (header bytes 16..20)."""
+    return _profile_space(icc) == b"GRAY"
+
+
+def _profile_space(icc: bytes | None) -> bytes | None:
+    if icc is None or len(icc) < 132 or icc[36:40] != b"acsp":
+        return None
+    return bytes(icc[16:20])
 
 
 def _read_jpeg(data: bytes) -> ImageMetadata:

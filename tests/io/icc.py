@@ -1,7 +1,8 @@
 """ICC profiles for tests, built from primaries (Pillow's ImageCms.createProfile only makes sRGB, LAB and XYZ).
 
 A version 2 matrix/TRC display profile: colorants adapted to the D50 connection space with the Bradford
-transform, as the ICC specification asks, and one gamma tone curve shared by the three channels.
+transform, as the ICC specification asks, and one gamma tone curve shared by the three channels. And a version 2
+gray display profile (what Photoshop's "Gray Gamma 2.2" is): one gray tone curve (kTRC), data colour space GRAY.
 """
 
 from __future__ import annotations
@@ -40,18 +41,39 @@ def _s15(values) -> bytes:
 def build_rgb_profile(name: str, *, primaries, white, gamma: float) -> bytes:
     """The bytes of an RGB display profile named ``name``."""
     m = colorants(primaries, white)
-    text = name.encode("ascii") + b"\x00"
-    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
-    tags = [
-        (b"desc", desc),
-        (b"cprt", b"text" + bytes(4) + b"no copyright, test data\x00"),
-        (b"wtpt", b"XYZ " + bytes(4) + _s15(D50)),
+    curve = _gamma_curve(gamma)
+    tags = _common_tags(name) + [
         (b"rXYZ", b"XYZ " + bytes(4) + _s15(m[:, 0])),
         (b"gXYZ", b"XYZ " + bytes(4) + _s15(m[:, 1])),
         (b"bXYZ", b"XYZ " + bytes(4) + _s15(m[:, 2])),
-        (b"rTRC", b"curv" + bytes(4) + struct.pack(">IH", 1, int(round(gamma * 256))) + bytes(2)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
     ]
-    tags += [(b"gTRC", tags[-1][1]), (b"bTRC", tags[-1][1])]
+    return _profile(b"RGB ", tags)
+
+
+def build_gray_profile(name: str, *, gamma: float = 2.2) -> bytes:
+    """The bytes of a gray display profile named ``name`` (data colour space GRAY, a gamma kTRC)."""
+    return _profile(b"GRAY", _common_tags(name) + [(b"kTRC", _gamma_curve(gamma))])
+
+
+def _common_tags(name: str) -> list[tuple[bytes, bytes]]:
+    text = name.encode("ascii") + b"\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    return [
+        (b"desc", desc),
+        (b"cprt", b"text" + bytes(4) + b"no copyright, test data\x00"),
+        (b"wtpt", b"XYZ " + bytes(4) + _s15(D50)),
+    ]
+
+
+def _gamma_curve(gamma: float) -> bytes:
+    return b"curv" + bytes(4) + struct.pack(">IH", 1, int(round(gamma * 256))) + bytes(2)
+
+
+def _profile(space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """Header (data colour space ``space``, connection space XYZ) + tag table + tag data."""
     table_size = 4 + 12 * len(tags)
     offset = 128 + table_size
     entries, blobs = [], []
@@ -62,7 +84,7 @@ def build_rgb_profile(name: str, *, primaries, white, gamma: float) -> bytes:
         offset += len(padded)
     body = struct.pack(">I", len(tags)) + b"".join(entries) + b"".join(blobs)
     size = 128 + len(body)
-    header = struct.pack(">I4sI4s4s4s", size, b"none", 0x02100000, b"mntr", b"RGB ", b"XYZ ")
+    header = struct.pack(">I4sI4s4s4s", size, b"none", 0x02100000, b"mntr", space, b"XYZ ")
     header += bytes(12) + b"acsp" + b"APPL" + bytes(4) + bytes(4) + bytes(4) + bytes(8) + bytes(4)
     header += _s15(D50) + b"none" + bytes(128 - 84)
     assert len(header) == 128, len(header)
