@@ -49,7 +49,11 @@ def make_composites_command(
 ) -> None:
     """Build training composites from photos with object masks (paper §3.2).
 
-    Photos that cannot be used (unreadable, no mask, a mask that covers almost nothing) are reported and skipped.
+    Photos (images/, after/) are read colour-managed: a photo tagged with another profile (Adobe RGB, ProPhoto ...)
+    is converted to sRGB, an untagged one is taken as sRGB; the samples are written as 8-bit sRGB PNGs.
+
+    Photos that cannot be used (unreadable, no mask, a mask that covers almost nothing, a colour profile that cannot
+    be used) are reported and skipped.
     """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

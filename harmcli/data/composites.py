@@ -16,6 +16,13 @@ Modes (paper §3.2):
 Every sample is a row of ``manifest.jsonl`` naming its files (relative paths), mode, role, split, source stems
 and seed, and for supervised samples the ``kind`` of mismatch (``retouch``, ``transfer``, ``illuminant``,
 ``pairs``) with what was drawn in ``edit``; the whole folder is reproducible from ``--seed``.
+
+Photos (``images/``, ``after/``, the composites of ``composites`` mode) are read colour-managed, by harmcli's
+reader (EXIF orientation, 16-bit, HEIC/AVIF) and :func:`harmcli.io.colour.as_srgb`: a file tagged with another
+RGB profile (a Lightroom export in Adobe RGB or ProPhoto beside camera JPEGs in sRGB) is converted to sRGB, and
+untagged or sRGB files are used as they are, bit for bit. Otherwise a before/after pair in two profiles, or a
+folder mixing them, would teach the network a colour shift that is only a profile difference. A profile that
+cannot be used skips the photo, as an unreadable file does. The samples are written as untagged 8-bit sRGB PNGs.
 """
 
 from __future__ import annotations
@@ -122,15 +129,27 @@ def split_of(stem: str, val_fraction: float) -> str:
     return "val" if h < val_fraction else "train"
 
 
-def load_photo(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """RGB float32 [0,1] in sRGB (a photo with another profile is converted: composites mix photos) and mask
-    float32 [0,1] of the same size (the mask is resized if it is not)."""
+def load_rgb(image_path: Path) -> np.ndarray:
+    """RGB float32 [0,1] in sRGB, upright: a photo with another RGB profile is converted (composites mix photos,
+    and a pair's before and after must mean the same colours by the same numbers); untagged counts as sRGB.
+
+    Raises:
+        ImageReadError: an unreadable file, or a colour profile that cannot be used (both skip the photo).
+    """
     from harmcli.io.colour import as_srgb
-    from harmcli.io.images import read_image, read_mask
+    from harmcli.io.images import read_image
 
     loaded = read_image(image_path)
     scale = 255.0 if loaded.bit_depth == 8 else 65535.0
-    rgb = as_srgb(loaded.rgb, loaded.metadata.icc, str(image_path)).astype(np.float32) / scale
+    return as_srgb(loaded.rgb, loaded.metadata.icc, str(image_path)).astype(np.float32) / scale
+
+
+def load_photo(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB float32 [0,1] in sRGB (see :func:`load_rgb`) and mask float32 [0,1] of the same size (the mask is
+    resized if it is not)."""
+    from harmcli.io.images import read_mask
+
+    rgb = load_rgb(image_path)
     mask = read_mask(mask_path)
     if mask.shape != rgb.shape[:2]:
         mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -360,7 +379,8 @@ def make_composites(
                             edit_fg, edit_bg = {**edit_fg, "from": other}, {**edit_bg, "from": other}
                         else:
                             source = sources_by_stem[stem]
-                            after_rgb, _ = load_photo(source.after_path, source.mask_path)
+                            # Read like the photo, into sRGB: an export in another profile is no edit.
+                            after_rgb = load_rgb(source.after_path)
                             if after_rgb.shape != rgb.shape:
                                 raise HarmcliError(
                                     f"{source.after_path}: is {after_rgb.shape[1]}x{after_rgb.shape[0]} but "

@@ -79,29 +79,34 @@ def target_style(composite_label: torch.Tensor, foreground_fraction: float) -> t
     return out
 
 
-def _read_other(path: Path, *, gray: bool) -> np.ndarray:
-    """What OpenCV cannot decode (HEIF or AVIF photos in a dataset folder) through harmcli's own reader, as 8-bit."""
+def _read_own(path: Path, *, gray: bool) -> np.ndarray:
+    """8-bit pixels by harmcli's reader (HEIF and AVIF, which OpenCV cannot decode or turn upright, and every
+    colour picture: see :func:`_read_rgb`). A colour picture comes in sRGB: a file tagged with another RGB profile
+    is converted, as make-composites and eval convert theirs; untagged and sRGB files are used bit for bit. A
+    mask's gray values are coverage, not colour, and are never converted."""
     from harmcli.errors import ImageReadError
+    from harmcli.io.colour import as_srgb
     from harmcli.io.images import read_image
 
     try:
         loaded = read_image(path)
-    except ImageReadError as exc:
+        rgb = loaded.rgb if gray else as_srgb(loaded.rgb, loaded.metadata.icc, str(path))
+    except ImageReadError as exc:  # also a colour profile that cannot be used
         raise DatasetError(str(exc)) from None
-    rgb = loaded.rgb if loaded.rgb.dtype == np.uint8 else cv2.convertScaleAbs(loaded.rgb, alpha=1.0 / 257.0)
+    rgb = rgb if rgb.dtype == np.uint8 else cv2.convertScaleAbs(rgb, alpha=1.0 / 257.0)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray else rgb
 
 
-# Decoded by harmcli's reader, never by OpenCV: some OpenCV builds decode AVIF but ignore its rotation boxes.
+# Masks of these are decoded by harmcli's reader, never by OpenCV: some OpenCV builds decode AVIF but ignore its
+# rotation boxes.
 _OWN_READER = (".heic", ".heif", ".hif", ".avif")
 
 
 def _read_rgb(path: Path, size: int) -> np.ndarray:
-    data = None if path.suffix.lower() in _OWN_READER else cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if data is None:
-        data = _read_other(path, gray=False)
-    else:
-        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    # Always harmcli's reader, which reads the colour profile OpenCV ignores: an iHarmony4-layout folder of one's
+    # own photos may hold Adobe RGB or ProPhoto exports. make-composites and render samples are untagged 8-bit
+    # sRGB and decode to the same pixels as through OpenCV.
+    data = _read_own(path, gray=False)
     if data.shape[:2] != (size, size):
         data = cv2.resize(data, (size, size), interpolation=cv2.INTER_AREA)
     return data
@@ -110,7 +115,7 @@ def _read_rgb(path: Path, size: int) -> np.ndarray:
 def _read_gray(path: Path, size: int) -> np.ndarray:
     data = None if path.suffix.lower() in _OWN_READER else cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if data is None:
-        data = _read_other(path, gray=True)
+        data = _read_own(path, gray=True)
     if data.shape[:2] != (size, size):
         data = cv2.resize(data, (size, size), interpolation=cv2.INTER_AREA)
     return data
@@ -176,7 +181,9 @@ class ImagePool:
     copy per file. Kept as uint8 numpy arrays; with a cache folder they are memory-mapped ``.npy`` files, whose
     pages the operating system shares between training runs reading the same data."""
 
-    VERSION = 1
+    # 2: colour pictures read in sRGB (files tagged with another profile are converted; see _read_rgb), so a
+    # pool cached from such files before holds other pixels.
+    VERSION = 2
 
     def __init__(self, rgb: np.ndarray, gray: np.ndarray, rows: dict[str, int]):
         self.rgb, self.gray, self.rows = rgb, gray, rows
