@@ -142,6 +142,14 @@ def train_command(
             help="Share of supervised samples shown as their coherent target photo, to be left unchanged. \\[default: 0.15]",
         ),
     ] = None,
+    global_jitter: Annotated[
+        Optional[float],
+        typer.Option(
+            "--global-jitter", min=0.0, max=2.0, metavar="STOPS",
+            help="Give each photo sample (composite, background and target together) a random global exposure, white "
+            "balance and gamma of up to STOPS stops, so that photos are not learnt by their colours; 0 = off. \\[default: 0]",
+        ),
+    ] = None,
     val_every: Annotated[
         Optional[int],
         typer.Option("--val-every", min=1, help="Validate (and keep the best weights) every N steps. \\[default: 250]"),
@@ -218,7 +226,7 @@ def train_command(
         recipe, model=model, max_steps=max_steps, max_minutes=max_minutes, batch_size=batch_size, size=size, lr=lr,
         epochs=epochs, val_every=val_every, threads=threads, seed=seed,
         supervised=None if supervised else False, adversarial=None if adversarial else False,
-        pretrained_backbone=None if pretrained else False, identity_fraction=identity_fraction,
+        pretrained_backbone=None if pretrained else False, identity_fraction=identity_fraction, global_jitter=global_jitter,
         init_weights=str(init) if init is not None else None, val_limit=val_limit, rendered_fraction=rendered_fraction,
         cross_domain=True if cross_domain else None, lambda_domain=lambda_domain, lambda_style_rendered=lambda_style_rendered,
         lambda_style_photo=lambda_style_photo, entropy_margin=entropy_margin, ema_decay=ema or None,

@@ -388,10 +388,26 @@ class TrainingData:
         return self.batch(key, indices)
 
 
+def global_jitter(images: list[torch.Tensor], generator: torch.Generator, stops: float) -> list[torch.Tensor]:
+    """The same random global look on each of ``images`` ((B, 3, H, W) in [0, 1], one look per sample): an exposure
+    change of up to ``stops`` stops, a white-balance shift of up to half that per channel, and a gamma of
+    2 ** (+-stops / 2). Applied to a composite, its background and its target together, it keeps every pair valid
+    (the mismatch is between regions, the jitter is global) while no training photo keeps its own colours."""
+    b = images[0].shape[0]
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator) * 2 - 1
+
+    gamma = 2.0 ** (uniform(b, 1, 1, 1) * stops / 2)
+    gain = 2.0 ** (uniform(b, 1, 1, 1) * stops + uniform(b, 3, 1, 1) * stops / 2)
+    return [(image.clamp(0, 1) ** gamma * gain).clamp(0, 1) for image in images]
+
+
 def augment(
-    batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float, identity_fraction: float = 0.0
+    batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float, identity_fraction: float = 0.0,
+    global_stops: float = 0.0,
 ) -> Batch:
-    """Random horizontal flip; with supervised batches, some samples replaced by their target photo (nothing
+    """Random horizontal flip; a random global look (:func:`global_jitter`) when ``global_stops`` > 0; with supervised batches, some samples replaced by their target photo (nothing
     to correct: the answer is the input); random foreground exposure on the others (the input only: the target
     keeps the right brightness, so the network learns to undo it); sometimes the composite itself as the
     background input, so that the ``COMPOSITE --mask`` form of ``harmonize`` is in the training distribution."""
@@ -401,6 +417,10 @@ def augment(
     tensors = [torch.where(flip[:, None, None, None], t.flip(-1), t) for t in tensors]
     composite, background, mask = tensors[:3]
     target = tensors[3] if batch.target is not None else None
+    if global_stops > 0:
+        looks = global_jitter([composite, background] + ([target] if target is not None else []), generator, global_stops)
+        composite, background = looks[:2]
+        target = looks[2] if target is not None else None
     identity = torch.zeros(b, dtype=torch.bool)
     if target is not None and identity_fraction > 0:
         identity = torch.rand(b, generator=generator) < identity_fraction

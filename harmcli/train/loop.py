@@ -345,7 +345,9 @@ def train(
             if n:
                 parts.append((domain, augment(data.sample(key, n, generator), generator, brightness_stops=config.brightness_jitter,
                                               background_is_composite=config.background_is_composite,
-                                              identity_fraction=config.identity_fraction)))
+                                              identity_fraction=config.identity_fraction,
+                                              # renders keep their colours: their lighting style is a label
+                                              global_stops=config.global_jitter if domain == "photo" else 0.0)))
         return parts
 
     start_time, window = time.monotonic(), []
@@ -418,7 +420,9 @@ def train(
                 update_ema()
         if gan_on and photo_out is not None:
             real = data.sample("real", config.batch_size, generator)
-            real = augment(real, generator, brightness_stops=0.0, background_is_composite=0.0)
+            # The discriminator's real photos get the generator's inputs' global looks, or a global cast would
+            # tell it which is which without saying anything about harmony.
+            real = augment(real, generator, brightness_stops=0.0, background_is_composite=0.0, global_stops=config.global_jitter)
             d_loss, metrics = adversarial.discriminator_loss(real.composite, photo_out.detach(), photo_batch.mask)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
