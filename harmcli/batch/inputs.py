@@ -11,8 +11,9 @@ from typing import Iterable, Literal, Sequence
 
 from harmcli.batch.summary import ItemResult
 from harmcli.errors import ImageReadError, InputMismatchError, UsageError
+from harmcli.io.psd import PSD_EXTENSIONS
 
-Form = Literal["layers", "alpha", "composite"]
+Form = Literal["layers", "alpha", "composite", "psd"]
 
 
 def match_items(spec: InputSpec, extensions: Iterable[str]) -> Plan:
@@ -22,7 +23,9 @@ def match_items(spec: InputSpec, extensions: Iterable[str]) -> Plan:
     folder goes with ``a.png`` in the mask folder). A stem missing from any folder is *unmatched*; a stem that
     names two files in one folder (``a.png`` and ``a.jpg``) is a failure, since either could be meant.
     """
-    extensions = tuple(extensions)
+    # A layered Photoshop file is a whole item by itself (subject layer over the layers below): a folder given
+    # alone is read for those, and only those.
+    extensions = PSD_EXTENSIONS if spec.form == "psd" else tuple(extensions)
     spec.check_exists()
     roles = spec.roles()
     folders: dict[str, dict[str, list[Path]]] = {}
@@ -30,6 +33,11 @@ def match_items(spec: InputSpec, extensions: Iterable[str]) -> Plan:
         if path.is_dir():
             by_stem: dict[str, list[Path]] = {}
             files = list_images(path, extensions)
+            if not files and spec.form == "psd":
+                raise ImageReadError(
+                    f"{path}: no .psd files in this folder; for other composites give their masks (--mask MASKS) or a "
+                    "background (FG BG [MASK])"
+                )
             if not files:
                 raise ImageReadError(f"{path}: no images in this folder (looked for {', '.join(sorted(set(extensions)))})")
             for f in files:
@@ -54,12 +62,17 @@ def match_items(spec: InputSpec, extensions: Iterable[str]) -> Plan:
             plan.failures.append(ItemResult(stem, "failed", message=message))
             continue
         chosen = {role: (folders[role][stem][0] if role in folders else paths[role]) for role, _ in roles}
-        first = "composite" if spec.form == "composite" else "foreground"
+        first = "foreground" if spec.form in ("layers", "alpha") else "composite"
         plan.items.append(Item(stem, spec.form, chosen[first], chosen.get("background"), chosen.get("mask")))
     if not plan.items and not plan.failures:
         folder_list = ", ".join(str(paths[r]) for r in folders)
         raise InputMismatchError(f"{folder_list}: no file stem is present in every input folder; nothing to do")
     return plan
+
+
+def is_psd_path(path: Path) -> bool:
+    """A Photoshop file by its name (.psd, .psb); folders never are."""
+    return Path(path).suffix.lower() in PSD_EXTENSIONS and not Path(path).is_dir()
 
 
 def list_images(folder: Path, extensions: Iterable[str]) -> list[Path]:
@@ -77,7 +90,8 @@ class InputSpec:
 
     Forms: ``layers`` = FG BG MASK (composite = M·FG + (1−M)·BG); ``alpha`` = FG BG with the mask in FG's
     alpha channel; ``composite`` = an already pasted image and its mask (the network's background input is
-    the composite itself). Any path may be a folder.
+    the composite itself); ``psd`` = a layered Photoshop file alone (its subject layer over the layers below it:
+    :mod:`harmcli.io.psd`), or a folder given alone, read for its .psd files. Any path may be a folder.
     """
 
     form: Form
@@ -89,8 +103,23 @@ class InputSpec:
     def from_args(cls, paths: Sequence[Path], mask: Path | None = None) -> "InputSpec":
         paths = [Path(p) for p in paths]
         mask = Path(mask) if mask is not None else None
+        psd = [p for p in paths if is_psd_path(p)]
+        if psd:
+            # The file holds the subject, the background and (in the subject's transparency and layer mask) the mask.
+            if len(paths) > 1:
+                raise UsageError(
+                    f"{psd[0]}: a .psd is given alone: its top visible pixel layer is the subject and the layers below "
+                    "it the background (pick another subject with --layer NAME)"
+                )
+            if mask is not None:
+                raise UsageError(f"{psd[0]}: --mask does not go with a .psd: the subject layer's transparency and layer mask are the mask")
+            return cls("psd", paths[0])
+        if mask is not None and is_psd_path(mask):
+            raise UsageError(f"{mask}: a .psd cannot be a mask; give the .psd alone to use its layers")
         if len(paths) == 1:
             if mask is None:
+                if paths[0].is_dir() and list_images(paths[0], PSD_EXTENSIONS):
+                    return cls("psd", paths[0])
                 raise UsageError(
                     f"{paths[0]}: one input is read as a composite and needs --mask MASK "
                     "(or give a background: FG BG [MASK])"
@@ -108,7 +137,7 @@ class InputSpec:
 
     def roles(self) -> list[tuple[str, Path]]:
         """(role, path) for every input, in command-line order."""
-        first = "composite" if self.form == "composite" else "foreground"
+        first = "foreground" if self.form in ("layers", "alpha") else "composite"
         out = [(first, self.primary)]
         if self.background is not None:
             out.append(("background", self.background))

@@ -15,6 +15,7 @@ from harmcli.batch.outputs import OutputLayout, same_file, written_with
 from harmcli.batch.reading import InputReader, LoadedInputs
 from harmcli.batch.summary import ItemResult
 from harmcli.errors import ImageWriteError, OutputExistsError
+from harmcli.io.psd import PSD_EXTENSIONS
 from harmcli.ops.adjustment import Adjustment
 
 Existing = Literal["error", "skip", "overwrite"]
@@ -134,6 +135,9 @@ class HarmonizeJob(_Job):
             result = inputs.composite
         else:
             result = apply_adjustment(inputs.composite, inputs.mask, adjustment)
+        alpha = inputs.alpha
+        if inputs.overlay is not None:  # a PSD's layers above its subject: the output is the flattened document
+            result, alpha = inputs.overlay.draw(result, alpha)
         if inputs.gray:
             result = gray_from_rgb(result)  # exact where the three channels are equal: outside the mask, for one
         # --save-params first and the image second, and the saved adjustment is removed again when the image
@@ -147,16 +151,32 @@ class HarmonizeJob(_Job):
                 notes=notes,
             )
         try:
-            image = write_image(
-                out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=inputs.alpha,
-                protect=self.protected(item), overwrite=self.overwrite,
-                metadata=None if self.strip_metadata else inputs.metadata,
-            )
+            if out.suffix.lower() in PSD_EXTENSIONS:
+                image = self._write_psd(out, inputs, adjustment)
+            else:
+                image = write_image(
+                    out, result, bit_depth=inputs.bit_depth, jpeg_quality=self.jpeg_quality, alpha=alpha,
+                    protect=self.protected(item), overwrite=self.overwrite,
+                    metadata=None if self.strip_metadata else inputs.metadata,
+                )
         except BaseException:
             for path in params:
                 path.unlink(missing_ok=True)
             raise
         return ItemResult(item.stem, "done", (Path(image), *params), "; ".join(notes))
+
+    def _write_psd(self, out: Path, inputs: LoadedInputs, adjustment: Adjustment | None) -> Path:
+        """A .psd output: the input PSD's layers with the subject layer harmonized (harmcli.io.psd.write_psd)."""
+        from harmcli.io.psd import write_psd
+
+        if inputs.psd is None:
+            raise ImageWriteError(
+                f"{out}: a .psd is written from a .psd input (its layers, the subject harmonized); write .png, .tif or .jpg"
+            )
+        return write_psd(
+            out, inputs.psd, adjustment, composite=inputs.composite, alpha=inputs.alpha, protect=self.protected(inputs.item),
+            overwrite=self.overwrite, strip_metadata=self.strip_metadata,
+        )
 
 
 class CurvesJob(_Job):

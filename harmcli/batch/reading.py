@@ -14,6 +14,7 @@ from harmcli.errors import InputMismatchError
 
 if TYPE_CHECKING:
     from harmcli.io.metadata import ImageMetadata
+    from harmcli.io.psd import Overlay, PsdComposite
 
 # A mask whose every pixel is at least this much foreground leaves nothing to harmonize against.
 ALL_FOREGROUND = 1.0 - 1e-3
@@ -26,11 +27,13 @@ class InputReader:
     item's :attr:`LoadedInputs.notes`; for a shared file, once, to :attr:`shared_notes` when it is preloaded.
     """
 
-    def __init__(self, *, max_pixels: int, placement: Placement | None = None):
+    def __init__(self, *, max_pixels: int, placement: Placement | None = None, layer: str | None = None):
         """``placement``: where each foreground goes on its background (``--at``, ``--scale``); None = the
-        foreground and the background must have the same size."""
+        foreground and the background must have the same size. ``layer``: the name of a PSD's subject layer
+        (``--layer``; None = its top visible pixel layer)."""
         self.max_pixels = max_pixels
         self.placement = placement
+        self.layer = layer
         self._shared: dict[tuple[str, Path], object] = {}
         self.shared_notes: list[str] = []
 
@@ -68,6 +71,8 @@ class InputReader:
     def load(self, item: Item) -> LoadedInputs:
         from harmcli.ops.apply import mask_to_float
 
+        if item.form == "psd":
+            return self._load_psd(item)
         notes: list[str] = []
         first = "composite" if item.form == "composite" else "foreground"
         primary = self._read(first, item.primary, notes)
@@ -130,6 +135,27 @@ class InputReader:
             )
         bit_depth = 16 if composite.dtype == np.uint16 else 8
         return LoadedInputs(item, composite, background, mask, alpha, bit_depth, mask_name, metadata, notes, gray)
+
+    def _load_psd(self, item: Item) -> LoadedInputs:
+        """A layered Photoshop file: its subject layer pasted on the layers below it, exactly as the same pixels given
+        as FG BG (the subject with its coverage as alpha, the background as composited) are; the layers above the
+        subject go to :attr:`LoadedInputs.overlay`, to be drawn over the result."""
+        from harmcli.io.psd import read_psd
+        from harmcli.ops.apply import mask_to_float
+        from harmcli.ops.paste import make_composite
+
+        psd = read_psd(item.primary, max_pixels=self.max_pixels, layer=self.layer)
+        mask = mask_to_float(psd.coverage)
+        if mask.size and float(mask.min()) >= ALL_FOREGROUND:
+            raise InputMismatchError(
+                f"{psd.describe}: the subject covers the whole canvas; harmonization needs some background to match against"
+            )
+        composite = make_composite(psd.foreground, psd.background, mask)
+        alpha = _over(mask, psd.background_alpha) if psd.background_alpha is not None else None
+        return LoadedInputs(
+            item, composite, psd.background, mask, alpha, psd.bit_depth, psd.describe, psd.metadata, [], psd.gray,
+            overlay=psd.overlay, psd=psd,
+        )
 
 
 def place_foreground(
@@ -251,6 +277,10 @@ class LoadedInputs:
     metadata: "ImageMetadata | None" = None  # what the output inherits: the background's, or the composite's
     notes: list[str] = field(default_factory=list)  # warnings: what reading had to say, a colour conversion
     gray: bool = False
+    # A PSD's visible layers above its subject (harmcli.io.psd.Overlay): drawn over the harmonized picture, so the
+    # output is the flattened document. None for other inputs.
+    overlay: "Overlay | None" = None
+    psd: "PsdComposite | None" = None  # the PSD it came from, for a .psd output (harmcli.io.psd.write_psd)
 
     @property
     def mask_is_empty(self) -> bool:

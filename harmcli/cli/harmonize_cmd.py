@@ -1,10 +1,11 @@
 """``harmcli harmonize`` and ``harmcli curves``: thin commands over :mod:`harmcli.batch`.
 
-Both take the same inputs: ``FG BG MASK``, ``FG BG`` (mask = FG's alpha) or ``COMPOSITE --mask MASK``; any of
-them may be a folder (items matched by file stem). ``--at`` / ``--scale`` place a foreground of another size on
-its background (images; with ``harmonize``, clips too, frame by frame). Only Typer and the standard library are
-imported here at module level; everything heavy is imported inside the commands, so ``harmcli --help`` never
-loads torch.
+Both take the same inputs: ``FG BG MASK``, ``FG BG`` (mask = FG's alpha), ``COMPOSITE --mask MASK`` or a layered
+``FILE.psd`` alone (``--layer`` picks its subject; see :mod:`harmcli.io.psd`); any of them may be a folder (items
+matched by file stem; a folder given alone is read for its .psd files). ``--at`` / ``--scale`` place a foreground of
+another size on its background (images; with ``harmonize``, clips too, frame by frame). Only Typer and the standard
+library are imported here at module level; everything heavy is imported inside the commands, so ``harmcli --help``
+never loads torch.
 
 Option values are checked here rather than through Typer's ``min``/``max``, so that a bad value is a
 :class:`~harmcli.errors.UsageError` (one line, exit 2) whose message names the option.
@@ -27,8 +28,9 @@ STRENGTH_RANGE = (0.0, 2.0)
 Inputs = Annotated[
     Optional[list[Path]],
     typer.Argument(
-        help="FG BG MASK, FG BG (FG's alpha is the mask), or COMPOSITE with --mask. Any of them may be a folder: "
-        "items are matched by file stem, and a single file beside folders is used for every item.",
+        help="FG BG MASK, FG BG (FG's alpha is the mask), COMPOSITE with --mask, or a layered FILE.psd alone (its top "
+        "visible pixel layer over the layers below). Any of them may be a folder: items are matched by file stem, and a "
+        "single file beside folders is used for every item.",
         metavar="INPUT",
         show_default=False,
     ),
@@ -81,6 +83,16 @@ ScaleOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; warnings and errors only.")]
+LayerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--layer",
+        metavar="NAME",
+        help="A .psd input: the layer to harmonize (default: the top visible pixel layer); the visible layers below it "
+        "are its background.",
+        show_default=False,
+    ),
+]
 
 
 class _Reporter:
@@ -164,7 +176,27 @@ def _placement(at: str | None, scale: float | None, spec):
             f"{_placement_options(scale)} for FG BG [MASK] inputs (they place a foreground on a background); "
             "a COMPOSITE with --mask is already pasted"
         )
+    if placement is not None and spec.form == "psd":
+        raise UsageError(
+            f"{_placement_options(scale)} for FG BG [MASK] inputs; a .psd's subject layer is placed where it lies in the "
+            "document"
+        )
     return placement
+
+
+def _check_psd(spec, layer: str | None) -> None:
+    """--layer needs a .psd, and a .psd needs psd-tools (said once, before any item is read)."""
+    from harmcli.errors import UsageError
+
+    if spec.form != "psd":
+        if layer is not None:
+            raise UsageError("--layer picks the subject layer of a .psd input; the inputs here are not .psd files")
+        return
+    if layer is not None and not layer.strip():
+        raise UsageError("--layer needs a layer name")
+    from harmcli.io import psd
+
+    psd.require()
 
 
 def _placement_options(scale: float | None) -> str:
@@ -294,6 +326,7 @@ def harmonize_command(
         ),
     ] = None,
     mask: MaskOpt = None,
+    layer: LayerOpt = None,
     at: AtOpt = None,
     scale: ScaleOpt = None,
     device: DeviceOpt = "auto",
@@ -374,11 +407,12 @@ def harmonize_command(
 ) -> None:
     """Harmonize a pasted subject with its background; the output keeps the input's bit depth.
 
-    A grayscale input gives a grayscale output (for FG BG the background decides: a colour foreground on a gray background comes out gray). Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error.
+    A grayscale input gives a grayscale output (for FG BG the background decides: a colour foreground on a gray background comes out gray). Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error. A layered .psd gives the flattened document, or with -o FILE.psd its layers with the subject harmonized.
     """
     from harmcli import batch
     from harmcli.errors import UsageError
     from harmcli.io.images import WRITE_EXTENSIONS
+    from harmcli.io.psd import PSD_EXTENSIONS
 
     existing, device, backend = _check_options(
         inputs, output, strength=strength, shading_strength=shading_strength, max_pixels=max_pixels, threads=threads,
@@ -390,10 +424,14 @@ def harmonize_command(
         raise UsageError("--params applies a saved adjustment without a network, so --weights would be unused; give one")
     spec = batch.InputSpec.from_args(inputs, mask)
     placement = _placement(at, scale, spec)
+    _check_psd(spec, layer)
     from harmcli.cli.clip_cmd import check_clip_only_options, run_clip
     from harmcli.clip.sources import is_clip
 
-    clip = is_clip([p for _, p in spec.roles()], None, sequence)
+    if spec.form == "psd" and sequence:
+        raise UsageError("--sequence reads folders of frames as a clip; .psd files are still images")
+    # Not asked of a .psd: FFmpeg opens one as a one-frame video, and it is a layered still.
+    clip = spec.form != "psd" and is_clip([p for _, p in spec.roles()], None, sequence)
     check_clip_only_options(temporal=temporal, codec=codec, crf=crf, fps=fps, report=report, sequence=clip)
     if clip:
         run_clip(
@@ -405,7 +443,14 @@ def harmonize_command(
         )
         return
     spec.check_exists()
-    layout = batch.plan_output(spec, output, extension=ext, allowed=WRITE_EXTENSIONS)
+    layout = batch.plan_output(spec, output, extension=ext, allowed=WRITE_EXTENSIONS + PSD_EXTENSIONS)
+    psd_output = layout.extension if layout.is_folder else layout.path.suffix.lower()
+    if psd_output in PSD_EXTENSIONS and spec.form != "psd":
+        # A layered file is written from a layered file (its layers, the subject replaced); there are none here.
+        raise UsageError(
+            f"{output}: .psd output needs a .psd input (it keeps that file's layers); write one of "
+            f"{', '.join(e.lstrip('.') for e in WRITE_EXTENSIONS)}"
+        )
     if save_params is not None:
         from harmcli.io.adjustment_files import EXPORT_EXTENSIONS
 
@@ -423,7 +468,7 @@ def harmonize_command(
         predictor = batch.NetworkPredictor(
             weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
         )
-    reader = batch.InputReader(max_pixels=max_pixels, placement=placement)
+    reader = batch.InputReader(max_pixels=max_pixels, placement=placement, layer=layer)
     job = batch.HarmonizeJob(
         reader=reader, layout=layout, predictor=predictor, strength=strength, shading_strength=shading_strength,
         existing=existing, jpeg_quality=jpeg_quality, save_params=save_params, protect=(params, weights),
@@ -446,6 +491,7 @@ def curves_command(
         ),
     ] = None,
     mask: MaskOpt = None,
+    layer: LayerOpt = None,
     at: AtOpt = None,
     scale: ScaleOpt = None,
     fmt: Annotated[
@@ -476,9 +522,10 @@ def curves_command(
     )
     spec = batch.InputSpec.from_args(inputs, mask)
     placement = _placement(at, scale, spec)
+    _check_psd(spec, layer)
     spec.check_exists()
     layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
-    reader = batch.InputReader(max_pixels=max_pixels, placement=placement)
+    reader = batch.InputReader(max_pixels=max_pixels, placement=placement, layer=layer)
     predictor = batch.NetworkPredictor(
         weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average
     )
