@@ -11,7 +11,8 @@ One module per concern, each importable alone:
   finishes one item;
 * :mod:`~harmcli.batch.loop` — :func:`run_one` runs a single item and raises on any problem; :func:`run_batch`
   runs many on a thread pool, keeps going past a bad item and returns a :class:`BatchSummary`;
-* :mod:`~harmcli.batch.summary` — :class:`ItemResult` per item and the run's summary line.
+* :mod:`~harmcli.batch.summary` — :class:`ItemResult` per item and the run's summary line;
+* :mod:`~harmcli.batch.sheet` — :class:`ContactSheet`, the before/after pictures of ``harmonize --sheet``.
 
 The names below are the package's public API, so callers write ``from harmcli import batch; batch.run_batch``.
 """
@@ -29,13 +30,14 @@ from harmcli.batch.jobs import (
 from harmcli.batch.loop import run_batch, run_one
 from harmcli.batch.outputs import FALLBACK_EXTENSION, OutputLayout, normalise_extension, plan_output, same_file, written_with
 from harmcli.batch.reading import ALL_FOREGROUND, InputReader, LoadedInputs
+from harmcli.batch.sheet import ContactSheet, open_sheet, page_paths
 from harmcli.batch.summary import BatchSummary, ItemResult, Status, failure_message
 from harmcli.errors import HarmcliError
 
 __all__ = [
-    "ALL_FOREGROUND", "EMPTY_MASK_NOTE", "FALLBACK_EXTENSION", "BatchSummary", "CurvesJob", "Existing",
+    "ALL_FOREGROUND", "EMPTY_MASK_NOTE", "FALLBACK_EXTENSION", "BatchSummary", "ContactSheet", "CurvesJob", "Existing",
     "FixedPredictor", "Form", "HarmcliError", "HarmonizeJob", "InputReader", "InputSpec", "Item", "ItemResult",
     "LoadedInputs", "NetworkPredictor", "OutputLayout", "Placement", "Plan", "Status", "Unmatched", "default_threads",
-    "failure_message", "list_images", "match_items", "normalise_extension", "plan_output", "run_batch", "run_one",
-    "same_file", "written_with",
+    "failure_message", "list_images", "match_items", "normalise_extension", "open_sheet", "page_paths", "plan_output",
+    "run_batch", "run_one", "same_file", "written_with",
 ]

@@ -122,6 +122,9 @@ class HarmonizeJob(_Job):
         self.jpeg_quality = jpeg_quality
         self.save_params = save_params
         self.strip_metadata = strip_metadata
+        # harmonize --sheet: a harmcli.batch.sheet.ContactSheet, set once the items are known (open_sheet needs
+        # the plan); each written item hands it its thumbnails.
+        self.sheet = None
 
     def _write(self, inputs: LoadedInputs, adjustment: Adjustment | None) -> ItemResult:
         from harmcli.io.images import gray_from_rgb, write_image
@@ -135,6 +138,9 @@ class HarmonizeJob(_Job):
             result = inputs.composite
         else:
             result = apply_adjustment(inputs.composite, inputs.mask, adjustment)
+        # --sheet measures the change before a PSD's layers above the subject and gray; kept only then, as it may be
+        # a second full-size picture while the output is written.
+        harmonized = result if self.sheet is not None else None
         alpha = inputs.alpha
         if inputs.overlay is not None:  # a PSD's layers above its subject: the output is the flattened document
             result, alpha = inputs.overlay.draw(result, alpha)
@@ -163,6 +169,8 @@ class HarmonizeJob(_Job):
             for path in params:
                 path.unlink(missing_ok=True)
             raise
+        if self.sheet is not None:  # after the write: a failed item's row is its placeholder, never its tiles
+            self.sheet.record(inputs, harmonized, result)
         return ItemResult(item.stem, "done", (Path(image), *params), "; ".join(notes))
 
     def _write_psd(self, out: Path, inputs: LoadedInputs, adjustment: Adjustment | None) -> Path:

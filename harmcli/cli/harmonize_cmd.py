@@ -203,8 +203,10 @@ def _placement_options(scale: float | None) -> str:
     return "--at and --scale are" if scale is not None else "--at is"
 
 
-def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
-    """One item: any problem raises. Folders: a progress bar, a line per bad item, a summary, exit 1 on failures."""
+def _run(job, spec, layout, reader, *, quiet: bool, verb: str, sheet: Path | None = None) -> None:
+    """One item: any problem raises. Folders: a progress bar, a line per bad item, a summary, exit 1 on failures.
+
+    ``sheet``: harmonize --sheet's file; checked with the plan, before any item is processed."""
     from harmcli import batch
     from harmcli.errors import HarmcliError
     from harmcli.io.images import READ_EXTENSIONS
@@ -221,6 +223,7 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
             "(JPEG/WebP/HEIC/AVIF): compression noise around the object is read as faint mask, so pixels just outside it change "
             "slightly; save masks as PNG or TIFF to keep the background bit for bit"
         )
+    contact = _open_sheet(sheet, job, spec, plan, layout, report)
     _remove_stale_temp_files(layout, report)
     if not spec.is_folder:
         out, _ = layout.output_for(plan.items[0])
@@ -234,12 +237,17 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
             raise
         finally:
             _report_notes(job, report)
+        sheet_errors = contact.complete(result) if contact is not None else []
         if result.status == "skipped":
             report.info(f"skipped: {result.message}")
-            return
-        if result.message:
-            report.warn(result.message)
-        report.info(f"wrote {', '.join(str(p) for p in result.outputs)} in {result.seconds:.1f} s")
+        else:
+            if result.message:
+                report.warn(result.message)
+            report.info(f"wrote {', '.join(str(p) for p in result.outputs)} in {result.seconds:.1f} s")
+        if sheet_errors:
+            raise HarmcliError(sheet_errors[0])
+        if contact is not None:
+            report.info(contact.describe())
         return
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -267,6 +275,9 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
                 report.failed(result.message)
             elif result.status == "done" and result.message:
                 report.warn(result.message)
+            if contact is not None:  # writes a page of the sheet once its last item is in
+                for error in contact.complete(result):
+                    report.failed(error)
             progress.advance(task)
 
         try:
@@ -277,15 +288,46 @@ def _run(job, spec, layout, reader, *, quiet: bool, verb: str) -> None:
                 progress.stop()
                 not_started = len(plan.items) + len(plan.failures) - len(done.results)
                 report.info(f"{layout.path}: {done.line()}; {not_started} not started (interrupted)")
+                if contact is not None and contact.written:  # finished pages are whole files; the rest is not written
+                    report.info(f"{contact.describe()}; interrupted: pages whose items were not all finished are not written")
             raise
+        if contact is not None:
+            for error in contact.close():
+                report.failed(error)
     _report_notes(job, report)
     report.info(f"{layout.path}: {summary.line()}")
+    if contact is not None:
+        report.info(contact.describe())
     if summary.failed:
         # A HarmcliError rather than typer.Exit: the app turns it into one red line and exit code 1.
         total = len(summary.results)
         if summary.count("done") == 0:
+            if contact is not None and contact.written:
+                raise HarmcliError(f"{summary.failed} of {total} items failed (see above); no output was written, only the contact sheet")
             raise HarmcliError(f"{summary.failed} of {total} items failed (see above); nothing was written")
         raise HarmcliError(f"{summary.failed} of {total} items failed (see above); the others are in {layout.path}")
+    if contact is not None and contact.errors:
+        raise HarmcliError(f"the contact sheet could not be written (see above); the outputs are in {layout.path}")
+
+
+def _open_sheet(sheet: Path | None, job, spec, plan, layout, report: _Reporter):
+    """harmonize --sheet's :class:`~harmcli.batch.ContactSheet`, handed to the job (None without --sheet, or when
+    --skip-existing keeps an existing sheet). Raises before any item is processed, so a refused sheet writes nothing."""
+    if sheet is None:
+        return None
+    from harmcli import batch
+    from harmcli.io.safe_write import remove_stale_temp_files
+
+    contact, note = batch.open_sheet(sheet, spec, plan, layout, job)
+    if note:
+        report.info(note)
+    if contact is not None:
+        folder = contact.path.parent
+        removed = remove_stale_temp_files(folder) if folder.is_dir() else []
+        if removed:
+            report.info(f"{folder}: removed {len(removed)} temporary file(s) left by an interrupted harmcli run")
+    job.sheet = contact
+    return contact
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -364,6 +406,16 @@ def harmonize_command(
             show_default=False,
         ),
     ] = None,
+    sheet: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sheet",
+            metavar="FILE.jpg",
+            help="Also write a before/after contact sheet (.jpg or .png): a row per item with the mask outlined and the "
+            "mean change; over 50 rows, pages FILE-001.jpg, FILE-002.jpg, ... Not for clips.",
+            show_default=False,
+        ),
+    ] = None,
     sequence: Annotated[
         bool, typer.Option("--sequence", help="Read folders as one clip in name order (frames), not as unrelated images.")
     ] = False,
@@ -410,6 +462,7 @@ def harmonize_command(
     A grayscale input gives a grayscale output (for FG BG the background decides: a colour foreground on a gray background comes out gray). Pixels outside the mask are copied bit for bit. An empty mask writes the input unchanged (with a warning); a mask with no background is an error. A layered .psd gives the flattened document, or with -o FILE.psd its layers with the subject harmonized.
     """
     from harmcli import batch
+    from harmcli.batch.sheet import SHEET_EXTENSIONS
     from harmcli.errors import UsageError
     from harmcli.io.images import WRITE_EXTENSIONS
     from harmcli.io.psd import PSD_EXTENSIONS
@@ -422,6 +475,8 @@ def harmonize_command(
         raise UsageError(f"--jpeg-quality must be between 1 and 100, got {jpeg_quality}")
     if params is not None and weights is not None:
         raise UsageError("--params applies a saved adjustment without a network, so --weights would be unused; give one")
+    if sheet is not None and sheet.suffix.lower() not in SHEET_EXTENSIONS:
+        raise UsageError(f"{sheet}: --sheet must end in .jpg or .png")
     spec = batch.InputSpec.from_args(inputs, mask)
     placement = _placement(at, scale, spec)
     _check_psd(spec, layer)
@@ -433,6 +488,8 @@ def harmonize_command(
     # Not asked of a .psd: FFmpeg opens one as a one-frame video, and it is a layered still.
     clip = spec.form != "psd" and is_clip([p for _, p in spec.roles()], None, sequence)
     check_clip_only_options(temporal=temporal, codec=codec, crf=crf, fps=fps, report=report, sequence=clip)
+    if clip and sheet is not None:
+        raise UsageError("--sheet shows still images side by side; it does not go with video inputs or --sequence")
     if clip:
         run_clip(
             reporter=_Reporter(quiet), spec=spec, output=output, sequence=sequence, temporal=temporal, codec=codec,
@@ -474,7 +531,7 @@ def harmonize_command(
         existing=existing, jpeg_quality=jpeg_quality, save_params=save_params, protect=(params, weights),
         strip_metadata=strip_metadata,
     )
-    _run(job, spec, layout, reader, quiet=quiet, verb="harmonize")
+    _run(job, spec, layout, reader, quiet=quiet, verb="harmonize", sheet=sheet)
 
 
 @app.command("curves")

@@ -29,6 +29,7 @@ from harmcli.errors import InputMismatchError, UsageError
 from harmcli.data.layouts import EvalItem
 from harmcli.eval.metrics import METRICS, PSNR_CAP, compute_metrics, summarize
 from harmcli.io.images import atomic_write, read_image, read_mask, write_image
+from harmcli.ops.drawing import draw_outline, put_text, thumbnail
 
 METHODS = ("harmcli", "identity", "reinhard", "hist")
 DEFAULT_METHODS = METHODS
@@ -247,31 +248,6 @@ _TITLE = 22
 _CANVAS = (24, 24, 24)
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        return np.rint(image / 257.0).astype(np.uint8)
-    return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _thumb(image: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
-    h, w = image.shape[:2]
-    width = max(1, round(w * height / h))
-    interp = cv2.INTER_AREA if height <= h else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(_to_uint8(image), (width, height), interpolation=interp))
-
-
-def _put_text(canvas: np.ndarray, text: str, x: int, y: int, max_width: int, color=(235, 235, 235)) -> None:
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45
-    fitted = text
-    while fitted and cv2.getTextSize(fitted, font, scale, 1)[0][0] > max_width:
-        fitted = fitted[:-1]
-    if fitted != text and len(fitted) > 2:
-        fitted = fitted[:-2] + ".."
-    cv2.putText(canvas, fitted, (x, y), font, scale, color, 1, cv2.LINE_AA)
-
-
 class GridCollector:
     """Keeps thumbnails of the ``k`` worst and ``k`` best items by one method's fMSE while the run goes on."""
 
@@ -296,13 +272,10 @@ class GridCollector:
             self.best = sorted(self.best + [(score, item.name, tiles)], key=lambda t: t[0])[: self.k]
 
     def _tiles(self, loaded: LoadedItem, outputs: dict[str, np.ndarray], row: dict) -> list[tuple[str, np.ndarray]]:
-        composite = _thumb(loaded.composite)
-        small_mask = cv2.resize(loaded.mask, (composite.shape[1], composite.shape[0]), interpolation=cv2.INTER_AREA)
-        contours, _ = cv2.findContours((small_mask > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(composite, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
+        composite = draw_outline(thumbnail(loaded.composite, THUMB_HEIGHT), loaded.mask)
         tiles = [("composite", composite)]
-        tiles += [(f"{name}  fMSE {row[name]['fMSE']:.1f}", _thumb(image)) for name, image in outputs.items()]
-        tiles.append(("ground truth", _thumb(loaded.target)))
+        tiles += [(f"{name}  fMSE {row[name]['fMSE']:.1f}", thumbnail(image, THUMB_HEIGHT)) for name, image in outputs.items()]
+        tiles.append(("ground truth", thumbnail(loaded.target, THUMB_HEIGHT)))
         return tiles
 
     def render(self) -> np.ndarray | None:
@@ -322,10 +295,10 @@ class GridCollector:
         canvas[:] = _CANVAS
         for r, (title, tiles) in enumerate(rows):
             top = r * row_height + _GAP
-            _put_text(canvas, title, _GAP, top + 15, canvas.shape[1] - 2 * _GAP, color=(255, 220, 0))
+            put_text(canvas, title, _GAP, top + 15, canvas.shape[1] - 2 * _GAP, color=(255, 220, 0))
             x = _GAP
             for label, tile in tiles:
-                _put_text(canvas, label, x + 2, top + _TITLE + 13, tile.shape[1] - 4)
+                put_text(canvas, label, x + 2, top + _TITLE + 13, tile.shape[1] - 4)
                 y = top + _TITLE + _LABEL
                 canvas[y : y + THUMB_HEIGHT, x : x + tile.shape[1]] = tile
                 x += tile.shape[1] + _GAP
