@@ -14,10 +14,10 @@ How a PSD becomes harmcli's inputs:
 * **The background** is the visible layers below the subject, composited here (normal blend mode, opacity, fill
   opacity, layer masks, groups of such layers); **the layers above** it, composited the same way, are drawn over
   the harmonized picture (:class:`Overlay`), so the output is the flattened document at the canvas size.
-* **What is not composited here** is an error naming the layer (blend modes other than normal, adjustment and
-  fill layers, shapes and vector masks, layer effects, clipping masks, artboards): harmcli does not depend on
-  psd-tools' optional compositing extra, and a background that silently differs from what Photoshop shows would
-  harmonize against the wrong picture. The message says what to do in Photoshop.
+* **What is not composited here** is an error naming the layer (blend modes other than normal, Blend If
+  sliders, adjustment and fill layers, shapes and vector masks, layer effects, clipping masks, artboards): harmcli
+  does not depend on psd-tools' optional compositing extra, and a background that silently differs from what
+  Photoshop shows would harmonize against the wrong picture. The message says what to do in Photoshop.
 * **Checked before decoding**: the header's canvas size against ``--max-pixels``, the colour mode (RGB and
   grayscale; 8 or 16 bits) and, before each layer is decoded, its size. A channel psd-tools cannot decompress
   (it would hand out black and a warning) makes the file an error, as any other damage does.
@@ -506,6 +506,12 @@ def _check_subject(path: Path, subject) -> None:
             f"{path}: the subject '{name}' uses the {_blend_name(subject)} blend mode; harmcli composites normal "
             "layers only: set it to Normal, or export the foreground and background separately"
         )
+    if _blend_if(subject):
+        raise PsdLayerError(
+            f"{path}: the subject '{name}' uses Blend If (Blending Options), which hides parts of it by brightness; "
+            "harmcli composites normal layers only: reset its Blend If sliders in Photoshop (Layer > Layer Style > "
+            "Blending Options), or export the foreground and background separately"
+        )
     _check_effects_and_vectors(path, subject)
     node = subject.parent
     while node is not None and node.parent is not None:  # the groups holding the subject, up to the document
@@ -514,6 +520,8 @@ def _check_subject(path: Path, subject) -> None:
             problem = "is an artboard"
         elif node.blend_mode.name not in ("NORMAL", "PASS_THROUGH"):
             problem = f"uses the {_blend_name(node)} blend mode"
+        elif _blend_if(node):
+            problem = "uses Blend If (Blending Options)"
         elif node.opacity != 255:
             problem = f"has {round(node.opacity / 2.55)} % opacity"
         elif _enabled_mask(node) or _enabled_vector_mask(node):
@@ -530,6 +538,25 @@ def _check_subject(path: Path, subject) -> None:
 
 def _enabled_mask(layer) -> bool:
     return layer.has_mask() and not layer.mask.disabled
+
+
+# A layer record's blending ranges (Blend If) as psd-tools holds them: each range packs two black values and then two
+# white values (one byte each, per Adobe's spec) into a (black, white) pair of 16-bit ints; this one passes every
+# pixel. Some non-Adobe writers store zeros instead, which Photoshop's sliders cannot express: read as not set.
+_BLEND_IF_OFF = ((0, 65535), (0, 0))
+
+
+def _blend_if(layer) -> bool:
+    """Whether the layer's (or group's) Blend If sliders are set: any composite (gray) or channel range, for this
+    layer or the underlying one, other than the pass-everything default. Such a layer shows, and lets show through,
+    depending on brightness, which the compositing here does not do."""
+    ranges = getattr(layer._record, "blending_ranges", None)
+    if ranges is None:  # a record without the block (psd-tools reads an empty one as None ranges)
+        return False
+    pairs = list(ranges.composite_ranges or [])
+    for channel in ranges.channel_ranges or []:
+        pairs.extend(channel or [])
+    return any(tuple(pair) not in _BLEND_IF_OFF for pair in pairs)
 
 
 def _enabled_vector_mask(layer) -> bool:
@@ -659,6 +686,8 @@ class _Reader:
             self._refuse(group, "is a clipping mask")
         if group.blend_mode.name not in ("NORMAL", "PASS_THROUGH"):
             self._refuse(group, f"is a group with the {_blend_name(group)} blend mode")
+        if _blend_if(group):
+            self._refuse(group, "is a group that uses Blend If (Blending Options)")
         _check_effects_and_vectors(self.path, group)
         # With normal blending inside, a pass-through group composites like an isolated one: painting its children
         # straight onto the backdrop and painting them onto a clear layer that is then laid over it with the
@@ -686,6 +715,8 @@ class _Reader:
             return  # an empty layer shows nothing
         if layer.blend_mode.name != "NORMAL":
             self._refuse(layer, f"uses the {_blend_name(layer)} blend mode")
+        if _blend_if(layer):
+            self._refuse(layer, "uses Blend If (Blending Options)")
         _check_effects_and_vectors(self.path, layer)
         cover = self._coverage(layer)
         colour = self._colour(layer) * cover[..., None]

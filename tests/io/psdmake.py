@@ -43,6 +43,7 @@ class Layer:
     visible: bool = True
     blend: str | None = None  # a psd-tools BlendMode name, e.g. "MULTIPLY"
     clipping: bool = False
+    blend_if: tuple | None = None  # (composite_ranges, channel_ranges) as psd-tools holds them; None: its default
 
 
 @dataclass
@@ -54,6 +55,7 @@ class GroupSpec:
     opacity: int = 255
     visible: bool = True
     blend: str = "PASS_THROUGH"
+    blend_if: tuple | None = None  # as Layer.blend_if
 
 
 def new_document(size: tuple[int, int], layers: list, *, depth: int = 8, mode: str = "RGB") -> PSDImage:
@@ -71,6 +73,7 @@ def _add(parent, layers: list) -> None:
             group.opacity = spec.opacity
             group.visible = spec.visible
             group.blend_mode = BlendMode[spec.blend]
+            _set_blend_if(group, spec.blend_if)
             continue
         layer = PixelLayer.fromarray(spec.pixels, parent, name=spec.name, top=spec.top, left=spec.left)
         if spec.mask is not None:
@@ -83,6 +86,16 @@ def _add(parent, layers: list) -> None:
         if spec.blend is not None:
             layer.blend_mode = BlendMode[spec.blend]
         layer.clipping = spec.clipping
+        _set_blend_if(layer, spec.blend_if)
+
+
+def _set_blend_if(layer, ranges: tuple | None) -> None:
+    """The layer record's blending ranges (the Blend If sliders): a (this layer, underlying layer) pair of ranges for
+    the composite gray and for each channel, each range (black, white) with both halves of a (split) slider in one
+    16-bit value, e.g. (0x4040, 0xFFFF): black at 64. (None, None) writes an empty block."""
+    if ranges is not None:
+        record = layer._record.blending_ranges
+        record.composite_ranges, record.channel_ranges = ranges
 
 
 def save(psd: PSDImage, path: Path, *, preview: np.ndarray | None = None, resources: dict[int, bytes] | None = None) -> Path:

@@ -214,6 +214,65 @@ def test_layers_that_are_not_composited_are_named(tmp_path, rng, below, fragment
         psdio.read_psd(save(psd, tmp_path / "a.psd"), max_pixels=10_000)
 
 
+# Blend If ranges as psd-tools holds them ((this layer, underlying layer) for the gray composite, then per channel):
+# the default passes everything; "this layer" black at 64 hides the layer's dark pixels; "underlying" white at 192
+# on green lets the layer show only over pixels whose green is below it.
+_PASS = (0, 65535)
+_DEFAULT_RANGES = ([_PASS, _PASS], [[_PASS, _PASS] for _ in range(4)])
+_DARK_HIDDEN = ([(0x4040, 65535), _PASS], [[_PASS, _PASS] for _ in range(4)])
+_UNDER_GREEN = ([_PASS, _PASS], [[_PASS, _PASS], [_PASS, (0, 0xC0C0)], [_PASS, _PASS], [_PASS, _PASS]])
+
+
+@pytest.mark.parametrize("ranges", [_DARK_HIDDEN, _UNDER_GREEN], ids=["composite", "channel"])
+def test_a_layer_with_blend_if_is_named_below_and_above(tmp_path, rng, ranges):
+    bg, s = photo(rng, H, W), cutout(rng, 6, 6)
+    below = new_document((W, H), [Layer("bg", bg), Layer("under", cutout(rng, 8, 8), blend_if=ranges), Layer("s", s)])
+    with pytest.raises(psdio.PsdLayerError, match=r"layer 'under' uses Blend If \(Blending Options\).*flatten"):
+        psdio.read_psd(save(below, tmp_path / "below.psd"), max_pixels=10_000)
+    above = new_document(
+        (W, H), [Layer("bg", bg), Layer("s", s), Layer("title", cutout(rng, 8, 8), blend_if=ranges)]
+    )
+    with pytest.raises(psdio.PsdLayerError, match=r"layer 'title' uses Blend If"):
+        psdio.read_psd(save(above, tmp_path / "above.psd"), max_pixels=10_000, layer="s")
+    group = new_document(
+        (W, H), [Layer("bg", bg), GroupSpec("grp", [Layer("inside", cutout(rng, 8, 8))], blend_if=ranges), Layer("s", s)]
+    )
+    with pytest.raises(psdio.PsdLayerError, match=r"layer 'grp' is a group that uses Blend If.*flatten"):
+        psdio.read_psd(save(group, tmp_path / "group.psd"), max_pixels=10_000)
+    hidden = new_document((W, H), [Layer("bg", bg), Layer("under", cutout(rng, 8, 8), blend_if=ranges, visible=False), Layer("s", s)])
+    np.testing.assert_array_equal(psdio.read_psd(save(hidden, tmp_path / "hidden.psd"), max_pixels=10_000).background, bg)
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [_DEFAULT_RANGES, ([(0, 0), (0, 0)], [[(0, 0), (0, 0)] for _ in range(4)]), (None, None), ([_PASS, _PASS], [])],
+    ids=["default", "all-zero", "empty", "no-channels"],
+)
+def test_blend_if_left_at_its_default_is_composited(tmp_path, rng, ranges):
+    """The pass-everything ranges, the zeros some non-Adobe writers store and an empty block all mean "not set"."""
+    bg, under, s = photo(rng, H, W), photo(rng, 8, 8), cutout(rng, 6, 6)
+    psd = new_document(
+        (W, H),
+        [Layer("bg", bg, blend_if=ranges), GroupSpec("grp", [Layer("under", under, left=20, top=10, blend_if=ranges)], blend_if=ranges),
+         Layer("s", s, blend_if=ranges)],
+    )
+    read = psdio.read_psd(save(psd, tmp_path / "a.psd"), max_pixels=10_000)
+    assert read.subject == "s"
+    expected = bg.copy()
+    expected[10:18, 20:28] = under
+    np.testing.assert_array_equal(read.background, expected)
+
+
+def test_a_subject_with_blend_if_or_in_a_group_with_it_is_refused(tmp_path, rng):
+    bg = photo(rng, H, W)
+    psd = new_document((W, H), [Layer("bg", bg), Layer("s", cutout(rng, 6, 6), blend_if=_DARK_HIDDEN)])
+    with pytest.raises(psdio.PsdLayerError, match=r"the subject 's' uses Blend If \(Blending Options\).*reset its Blend If"):
+        psdio.read_psd(save(psd, tmp_path / "a.psd"), max_pixels=10_000)
+    psd = new_document((W, H), [Layer("bg", bg), GroupSpec("g", [Layer("s", cutout(rng, 6, 6))], blend_if=_UNDER_GREEN)])
+    with pytest.raises(psdio.PsdLayerError, match=r"group 'g', which uses Blend If \(Blending Options\); move the subject"):
+        psdio.read_psd(save(psd, tmp_path / "b.psd"), max_pixels=10_000)
+
+
 def test_subject_in_a_faded_group_is_refused(tmp_path, rng):
     psd = new_document((W, H), [Layer("bg", photo(rng, H, W)), GroupSpec("faded", [Layer("s", cutout(rng, 6, 6))], opacity=128)])
     with pytest.raises(psdio.PsdLayerError, match="group 'faded', which has 50 % opacity"):
