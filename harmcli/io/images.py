@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -532,15 +533,17 @@ def _decode_opencv(path: Path, data: bytes, kind: str, for_mask: bool, *, gray: 
 def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> tuple[np.ndarray, int]:
     """First page of a TIFF as (H, W[, C]) uint8/uint16 plus its orientation tag.
 
-    tifffile decodes uncompressed and Deflate/LZMA TIFFs itself; compressions it needs the optional
-    ``imagecodecs`` package for (LZW, the default of many editors, JPEG, PackBits) and CMYK / YCbCr files go
-    through OpenCV's libtiff instead. OpenCV's libtiff path takes at most 4 channels, so CMYK with alpha is
-    decoded here and converted as libtiff converts plain CMYK (R = (max - K) (max - C) / max, no colour
+    tifffile decodes uncompressed, Deflate, LZMA and PackBits TIFFs itself; compressions it needs the optional
+    ``imagecodecs`` package for (LZW, the default of many editors, JPEG) and CMYK / YCbCr files go through
+    OpenCV's libtiff instead, except gray + alpha, which OpenCV has no form for: Pillow's libtiff decodes that
+    (8-bit; see :func:`_decode_gray_alpha_tiff`). OpenCV's libtiff path takes at most 4 channels, so CMYK with
+    alpha is decoded here and converted as libtiff converts plain CMYK (R = (max - K) (max - C) / max, no colour
     management). Further pages and channels beyond RGBA are left out, with a note.
     """
     import tifffile
 
     orientation_field = None
+    gray_alpha = None  # for a gray + alpha page tifffile cannot decode: the fields to rewrite for Pillow
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
@@ -558,6 +561,8 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             colormap = page.colormap if photometric == 3 else None
             axes = page.axes
             extras = tuple(int(e) for e in page.extrasamples)
+            # For messages: "MINISBLACK, LZW" (a value tifffile has no name for stays a number).
+            kind = f"{getattr(page.photometric, 'name', page.photometric)}, {_compression_name(page)}"
             pages = _full_pages(tif)
             if pages > 1:
                 notes.append(f"{path}: a TIFF with {pages} pages; only the first page is used")
@@ -575,23 +580,43 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
                             f"(alpha) compressed with {page.compression.name}, which harmcli reads only uncompressed "
                             "or Deflate-compressed; save it as RGB, or without compression"
                         ) from None
+                    if photometric in (0, 1) and extras:
+                        gray_alpha = _gray_alpha_fields(path, tif, page)
     except HarmcliError:
         raise
     except Exception as exc:  # tifffile raises many types (TiffFileError, ValueError, KeyError, ...)
         raise ImageReadError(f"cannot read image '{path}': not a readable TIFF ({_first_line(exc)})") from None
 
     if pixels is None:
+        fields = list(gray_alpha or ())
         if orientation_field is not None:
-            # libtiff would turn the pixels itself; neutralise the tag so that orientation is applied once, here.
+            # libtiff would turn the pixels itself, and so would Pillow's TIFF reader; neutralise the tag so that
+            # orientation is applied once, here.
+            fields.append((*orientation_field, 1))
+        if fields:
             patched = bytearray(data)
-            struct.pack_into(orientation_field[1], patched, orientation_field[0], 1)
+            for offset, form, value in fields:
+                struct.pack_into(form, patched, offset, value)
             data = bytes(patched)
+    if gray_alpha is not None:
+        # OpenCV has no 2-channel images: its libtiff path hands gray + alpha back as gray alone, and the alpha (a
+        # cutout's transparency, the subject's mask, kept in the output) would vanish without a word. Pillow's
+        # libtiff keeps it; the result goes on below like tifffile's (MINISWHITE turned back there).
+        pixels = _decode_gray_alpha_tiff(path, data, width, height)
+    elif pixels is None:
         pixels = _decode_opencv(path, data, "tiff", for_mask=True)
         if photometric in (_SEPARATED, _YCBCR) and not extras and pixels.ndim == 3 and pixels.shape[2] == 4:
             # libtiff's RGBA interface (OpenCV's path for CMYK and YCbCr) adds an opaque alpha the file does not
             # have; keeping it would turn an RGB output into RGBA. (An RGB file's fourth sample stays alpha even
             # without the ExtraSamples tag: OpenCV writes RGBA TIFFs that way.)
             pixels = np.ascontiguousarray(pixels[..., :3])
+        if extras and extras[0] in (1, 2) and (pixels.ndim == 2 or pixels.shape[2] in (1, 3)):
+            # A safety net: the file says it has alpha and OpenCV's libtiff gave none back (a layout it reads
+            # without it). Dropping it would lose a cutout's transparency silently.
+            raise ImageReadError(
+                f"cannot read image '{path}': OpenCV's libtiff, which harmcli reads this TIFF ({kind}) with, drops "
+                "its alpha; save it as RGB + alpha with ZIP or no compression"
+            )
         return pixels, orientation
 
     if axes == "SYX":  # planar configuration: samples first
@@ -608,6 +633,14 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             extras = extras[1:]
         if len(extras):
             notes.append(f"{path}: {len(extras)} extra channel(s) beyond CMYK and alpha left out")
+    elif photometric in (0, 1) and pixels.ndim == 3 and pixels.shape[2] > 2:
+        # Gray with alpha and further extra channels (a saved selection): without this, three samples would be read
+        # as red, green and blue. The first extra sample is the alpha, as for a two-sample gray file.
+        notes.append(
+            f"{path}: a gray TIFF with {pixels.shape[2]} channels; used gray and alpha, left out the other "
+            f"{pixels.shape[2] - 2}"
+        )
+        pixels = pixels[..., :2]
     elif pixels.ndim == 3 and pixels.shape[2] > 4:
         notes.append(
             f"{path}: a TIFF with {pixels.shape[2]} channels; used red, green, blue and alpha, left out the other "
@@ -626,6 +659,85 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
 
 _SEPARATED = 5  # TIFF photometric interpretation: CMYK (ink set 1)
 _YCBCR = 6
+_PHOTOMETRIC_TAG = 262
+_EXTRASAMPLES_TAG = 338
+
+
+def _gray_alpha_fields(path: Path, tif, page) -> list[tuple[int, str, int]]:
+    """For a gray + alpha page tifffile cannot decode: the (offset, struct format, value) rewrites after which
+    Pillow reads it as 'LA' with the stored values. Raises ImageReadError where Pillow cannot read it faithfully.
+
+    Pillow knows 8-bit MINISBLACK gray + one extra sample only: MINISWHITE is declared MINISBLACK for it (and
+    turned back at the end of :func:`_decode_tiff`), and an unspecified or associated extra sample is declared
+    unassociated alpha, which changes nothing in how the stored values are decoded (tifffile hands all three
+    back as they are stored, and the unspecified one is alpha there too). Pillow has no 16-bit gray + alpha
+    mode, and its libtiff path shuffles separate planes, so those are refused with a clear line.
+    """
+    bits, samples = int(page.bitspersample), int(page.samplesperpixel)
+    what = None
+    if samples > 2:
+        what = f"a gray TIFF with {samples - 1} extra channels"
+    elif int(page.planarconfig) != 1:
+        what = "a gray+alpha TIFF with its channels in separate planes"
+    elif int(page.sampleformat) != 1 or bits != 8:
+        what = f"a {bits}-bit{' floating-point' if int(page.sampleformat) == 3 else ''} gray+alpha TIFF"
+    fields = []
+    for code, value in ((_PHOTOMETRIC_TAG, 1), (_EXTRASAMPLES_TAG, 2)):
+        tag = page.tags.get(code)
+        if what is not None:
+            break
+        if tag is None or tag.count != 1 or tag.dtype not in (3, 4):
+            what = "a gray+alpha TIFF with malformed tags"
+        elif int(np.ravel(tag.value)[0]) != value:  # ExtraSamples comes as a tuple even with one value
+            fields.append((tag.valueoffset, tif.byteorder + ("H" if tag.dtype == 3 else "I"), value))
+    if what is not None:
+        raise ImageReadError(
+            f"cannot read image '{path}': {what} compressed with {_compression_name(page)}, which harmcli reads "
+            "only uncompressed or Deflate (ZIP)-compressed; save it as gray + alpha with ZIP or no compression"
+        )
+    return fields
+
+
+def _compression_name(page) -> str:
+    return str(getattr(page.compression, "name", page.compression))
+
+
+def _decode_gray_alpha_tiff(path: Path, data: bytes, width: int, height: int) -> np.ndarray:
+    """(H, W, 2) uint8 gray + alpha, as stored, of a TIFF :func:`_gray_alpha_fields` has rewritten, by Pillow.
+
+    Strict like :func:`_decode_opencv`: what libtiff prints about damaged data makes the file an error.
+    """
+    from PIL import Image, TiffImagePlugin
+
+    detail = None
+    with decoder_messages() as messages:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like: Python warnings on stderr
+                # The class itself, not Image.open, and Pillow's own pixel limit lifted for the load: --max-pixels
+                # alone decides (checked before decoding). decoder_messages holds a lock, so no other harmcli
+                # decode changes the limit meanwhile.
+                with TiffImagePlugin.TiffImageFile(io.BytesIO(data)) as image:
+                    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                    try:
+                        image.load()
+                    finally:
+                        Image.MAX_IMAGE_PIXELS = limit
+                    mode, pixels = image.mode, np.asarray(image)
+        except Exception as exc:  # Pillow raises many types (OSError "decoder error", SyntaxError, ValueError, ...)
+            detail = _first_line(exc)
+    damage = [readable(m) for m in messages if is_corruption(m)]
+    if detail is not None or damage:
+        # libtiff says why in its own words ("Using code not yet in table"); Pillow only "decoder error -2".
+        errors = [readable(m) for m in messages if "warning" not in m.lower()]
+        reason = (damage or errors or [detail])[0]
+        raise ImageReadError(f"cannot read image '{path}': the TIFF data is corrupt or cannot be decoded ({reason})")
+    if mode != "LA" or pixels.shape != (height, width, 2) or pixels.dtype != np.uint8:
+        raise ImageReadError(
+            f"cannot read image '{path}': Pillow decoded this gray+alpha TIFF as {mode} {pixels.shape}; "
+            "save it with ZIP or no compression"
+        )
+    return pixels
 
 
 def _full_pages(tif) -> int:

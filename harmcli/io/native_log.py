@@ -26,13 +26,14 @@ import threading
 from collections.abc import Iterator
 
 # Lines the image libraries print, by their usual beginnings: libjpeg(-turbo) warnings and errors, libpng,
-# libtiff ("TIFFReadDirectory: ...", "LZWDecode: ..."), libwebp, and OpenCV's own logger.
+# libtiff ("TIFFReadDirectory: ...", "LZWDecode: ...", and "tempfile.tif: ..." through Pillow, which gives
+# libtiff that name for a TIFF decoded from memory), libwebp, and OpenCV's own logger.
 _LIBRARY_LINE = re.compile(
     r"^(Corrupt JPEG data|Premature end of JPEG file|Invalid SOS parameters|Inconsistent progression sequence|"
     r"Warning: |Unsupported marker|Unknown Adobe color transform|Application transferred too many|"
     r"Not a JPEG file|Bogus |Huffman table|Quantization table|Invalid JPEG|JPEG datastream|"
     r"libpng (warning|error)|"
-    r"\w*(TIFF|Decode|Encode|Directory|Strip|Tile)\w*: |"
+    r"\w*(TIFF|Decode|Encode|Directory|Strip|Tile)\w*: |tempfile\.tif: |"
     r"\[ ?(WARN|ERROR|INFO|DEBUG|VERBOSE|FATAL):|OpenCV\(|> |\s+'|where$)"
 )
 # Of those, the ones that mean the pixels are damaged or missing. OpenCV passes libtiff's errors to its own
@@ -42,7 +43,7 @@ _CORRUPTION = re.compile(
     r"Corrupt JPEG data|Premature end of JPEG file|Inconsistent progression sequence|libpng error|"
     r"CRC error|Read error|[Cc]orrupt|[Tt]runcat|[Pp]remature|Not enough data|Bad code|TIFF_Error|^\[ ?(ERROR|FATAL)"
 )
-_OPENCV_PREFIX = re.compile(r"^\[[^\]]*\]\s*(global\s+)?\S+:\d+\s+")
+_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*(global\s+)?\S+:\d+\s+|tempfile\.tif: )")
 
 _LOCK = threading.Lock()
 
@@ -97,5 +98,6 @@ def is_corruption(message: str) -> bool:
 
 
 def readable(message: str) -> str:
-    """A captured message without OpenCV's log prefix ("[ERROR:0@0.05] global grfmt_tiff.cpp:117 ")."""
-    return _OPENCV_PREFIX.sub("", message).strip()
+    """A captured message without OpenCV's log prefix ("[ERROR:0@0.05] global grfmt_tiff.cpp:117 ") or the
+    name Pillow gives libtiff ("tempfile.tif: ")."""
+    return _LOG_PREFIX.sub("", message).strip()

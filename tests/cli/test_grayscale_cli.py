@@ -142,6 +142,41 @@ def test_gray_alpha_stays_gray_alpha(run, tmp_path, params_file):
         assert np.abs(stored[..., 0].astype(np.float64) - expected_gray(composite, w)).max() <= TOLERANCE
 
 
+def test_lzw_gray_alpha_cutout_keeps_its_alpha(run, tmp_path, params_file):
+    """LZW (what Photoshop, GIMP and Pillow write) needs imagecodecs in tifffile; the fallback once dropped the
+    alpha of gray + alpha, so the output lost the cutout's transparency and FG BG had no mask."""
+    composite, mask, w = gray_scene(seed=5)
+    alpha = np.full(mask.shape, 255, np.uint8)
+    alpha[:, :8] = 0
+    alpha[:, 8:16] = 100
+    source = tmp_path / "comp.tif"
+    Image.fromarray(np.dstack([composite, alpha]), "LA").save(source, compression="tiff_lzw")
+    with tifffile.TiffFile(source) as tif:
+        assert tif.pages[0].compression == tifffile.COMPRESSION.LZW
+    mask_path = write_image(tmp_path / "mask.png", mask)
+    out = tmp_path / "out.tif"
+    result = run("harmonize", source, "--mask", mask_path, "-o", out, "--params", params_file)
+    assert result.code == 0, result.err
+    stored = tifffile.imread(out)
+    assert stored.shape == (*composite.shape, 2) and stored.dtype == np.uint8
+    np.testing.assert_array_equal(stored[..., 1], alpha)
+    np.testing.assert_array_equal(stored[..., 0][mask == 0], composite[mask == 0])
+    assert np.abs(stored[..., 0].astype(np.float64) - expected_gray(composite, w)).max() <= TOLERANCE
+
+    # FG BG: the LZW cutout's alpha is the mask; outside it the background comes through bit for bit.
+    scene = make_scene(seed=5)
+    fg = tmp_path / "fg.tif"
+    Image.fromarray(np.dstack([scene.fg[..., 0], scene.mask]), "LA").save(fg, compression="tiff_lzw")
+    bg = write_image(tmp_path / "bg.png", scene.bg[..., 1])
+    out = tmp_path / "fgbg.png"
+    result = run("harmonize", fg, bg, "-o", out, "--params", params_file)
+    assert result.code == 0, result.err
+    image = read_image(out)
+    assert image.shape == scene.mask.shape
+    np.testing.assert_array_equal(image[scene.mask == 0], scene.bg[..., 1][scene.mask == 0])
+    assert (image[scene.mask == 255] != scene.bg[..., 1][scene.mask == 255]).mean() > 0.9
+
+
 def test_rgb_composite_still_gives_rgb(run, tmp_path, params_file):
     scene = make_scene(seed=5)
     comp = write_image(tmp_path / "comp.png", scene.composite())
