@@ -332,7 +332,11 @@ def _load_engine(weights, device, backend, threads, notes) -> Harmonizer | OnnxH
     harmonizer = _onnx_harmonizer(exported, threads)
     if harmonizer.network.weights_sha256 != file_sha256(path):
         # Weights retrained or replaced and the export left behind: never run the old network.
-        message = f"{exported} was exported from other weights than {path}; {hint.replace('make it', 'refresh it')}"
+        # The stale file is in the way: without --overwrite the suggested command would only say it exists.
+        message = (
+            f"{exported} was exported from other weights than {path}; "
+            f"refresh it with 'harmcli export {path} -o {exported} --overwrite'"
+        )
         if backend == "onnx":
             raise WeightsError(message)
         if notes is not None:

@@ -104,6 +104,7 @@ def test_a_stale_export_is_never_used(exported, tmp_path):
     notes = []
     assert isinstance(load_harmonizer(other, "cpu", "auto", notes=notes), Harmonizer)
     assert len(notes) == 1 and "exported from other weights" in notes[0] and "harmcli export" in notes[0]
+    assert "--overwrite" in notes[0]  # the stale file is in the way: the command given must be one that works
     with pytest.raises(WeightsError, match="exported from other weights"):
         load_harmonizer(other, "cpu", "onnx")
 

@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     abort_types = tuple({typer.Abort, getattr(click_errors, "Abort", typer.Abort)})
 
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    # --debug is an option of harmcli itself, before the command; after it, it is an unknown option like any other
+    # (one line, exit 2), not a request for that error's traceback.
+    command_at = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
+    debug = "--debug" in args[:command_at]
     _register_commands(args)
     command = typer.main.get_command(app)
     _adjust_params(command)
@@ -139,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         _error("aborted")
         sys.exit(130)
     except click_errors.NoArgsIsHelpError as exc:  # bare 'harmcli' or a bare group: the help is the answer
-        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "")
+        # Raising it already rendered the help: Rich's formatter printed it and left the message empty (asking the
+        # context again printed it a second time); a plain formatter leaves it in the message.
+        if exc.message:
+            typer.echo(exc.message)
         sys.exit(0)
     except click_errors.ClickException as exc:  # bad usage: unknown option, missing argument, ...
         if debug:

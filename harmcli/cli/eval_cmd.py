@@ -22,7 +22,8 @@ def eval_command(
         Path,
         typer.Argument(
             help="Dataset folder: an iHarmony4 subset (composite_images/, masks/, real_images/), the iHarmony4 root, "
-            "or composites/, masks/, gt/ (optional backgrounds/) matched by file name.",
+            "composites/, masks/, gt/ (optional backgrounds/) matched by file name, or a make-composites or render "
+            "output (manifest.jsonl; its val split unless --split says otherwise).",
             metavar="DATASET",
             show_default=False,
         ),

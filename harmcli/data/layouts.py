@@ -198,11 +198,19 @@ def _manifest_splits(folder: Path) -> str:
     return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "none at all"
 
 
-def _manifest_kinds(folder: Path) -> str:
-    """'illuminant, retouch': the kinds of the supervised samples of a make-composites folder."""
+def _manifest_kinds(folder: Path, split: str = "all") -> str:
+    """'illuminant, retouch': the kinds of the supervised samples of a make-composites folder in ``split``, and
+    those found only in its other splits (a kind the user asked for may be one of them)."""
     from harmcli.data.composites import read_manifest, row_kind
 
-    return ", ".join(sorted({row_kind(row) for row in read_manifest(folder) if row.get("target")})) or "none"
+    in_split, elsewhere = set(), set()
+    for row in read_manifest(folder):
+        if row.get("target"):
+            (in_split if split == "all" or row.get("split") == split else elsewhere).add(row_kind(row))
+    text = ", ".join(sorted(in_split)) or "none"
+    if elsewhere - in_split:
+        text += f"; {', '.join(sorted(elsewhere - in_split))} only in other splits, see --split"
+    return text
 
 
 def discover(folder: str | Path, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[EvalItem]:
@@ -223,7 +231,7 @@ def discover(folder: str | Path, split: str | None = None, kinds: tuple[str, ...
         items = _manifest_items(folder, split or "val", kinds)
         if not items and kinds:
             raise DatasetError(f"{folder}: no supervised samples of kind {', '.join(kinds)} in split '{split or 'val'}' "
-                               f"(kinds here: {_manifest_kinds(folder)})")
+                               f"(kinds here: {_manifest_kinds(folder, split or 'val')})")
         if not items:
             raise DatasetError(f"{folder}: manifest.jsonl has no supervised samples in split '{split or 'val'}' "
                                f"({_manifest_splits(folder)}); pass --split train, or --split all")

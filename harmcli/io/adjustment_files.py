@@ -168,14 +168,24 @@ def read_shading_tiff(path: str | os.PathLike) -> np.ndarray:
     """A shading map TIFF (see the module docstring for the mapping) as (h, w) float32 gains."""
     import tifffile
 
+    from harmcli.io.native_log import python_log
+
     path = Path(path)
     try:
-        values = tifffile.imread(path)
+        with python_log("tifffile") as logged:  # its log lines: for the message, not the terminal
+            values = tifffile.imread(path)
     except FileNotFoundError:
         raise AdjustmentError(f"shading map '{path}' does not exist") from None
     except Exception as exc:  # tifffile raises many types for corrupt files
-        raise AdjustmentError(f"cannot read shading map '{path}': {exc}") from None
+        if "imagecodecs" not in str(exc):
+            raise AdjustmentError(f"cannot read shading map '{path}': {logged[0] if logged else exc}") from None
+        # LZW or JPEG compression, which many editors save a painted map with: tifffile decodes those only with
+        # the optional imagecodecs package; OpenCV's libtiff, which reads such images for harmonize, does.
+        values = _decode_with_libtiff(path)
     values = np.squeeze(values)
+    if values.size == 0:  # tifffile found no page (a truncated file) and said why in its log
+        reason = f" ({logged[0]})" if logged else ""
+        raise AdjustmentError(f"cannot read shading map '{path}': no image in it, damaged or truncated{reason}")
     if values.ndim == 3 and values.shape[-1] in (3, 4):
         # An editor may save a gray map as RGB(A): equal channels are fine. Differing ones are a photo, not a map.
         if not (np.array_equal(values[..., 0], values[..., 1]) and np.array_equal(values[..., 0], values[..., 2])):
@@ -196,6 +206,18 @@ def read_shading_tiff(path: str | os.PathLike) -> np.ndarray:
         raise AdjustmentError(f"shading map '{path}' has unsupported sample type {values.dtype} (use 16-bit)")
     _check_gains(gains, f"shading map '{path}'")
     return gains
+
+
+def _decode_with_libtiff(path: Path) -> np.ndarray:
+    from harmcli.errors import ImageReadError
+    from harmcli.io.images import _decode_opencv
+
+    try:
+        return _decode_opencv(path, path.read_bytes(), "tiff", for_mask=True)
+    except ImageReadError as exc:
+        raise AdjustmentError(str(exc).replace("cannot read image", "cannot read shading map", 1)) from None
+    except OSError as exc:
+        raise AdjustmentError(f"cannot read shading map '{path}': {exc.strerror or exc}") from None
 
 
 def _write_shading_tiff(

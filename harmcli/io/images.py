@@ -48,7 +48,7 @@ from harmcli.io import avif, heif
 from harmcli.io.avif import AVIF_EXTENSIONS
 from harmcli.io.heif import HEIF_EXTENSIONS
 from harmcli.io.metadata import NO_METADATA, ImageMetadata, embed_metadata, finish_tiff, read_metadata, tiff_write_options
-from harmcli.io.native_log import decoder_messages, is_corruption, readable
+from harmcli.io.native_log import decoder_messages, is_corruption, python_log, readable
 from harmcli.io.safe_write import atomic_write, check_not_protected
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -545,7 +545,7 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
     orientation_field = None
     gray_alpha = None  # for a gray + alpha page tifffile cannot decode: the fields to rewrite for Pillow
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        with python_log("tifffile") as logged, tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
             width, height = int(page.imagewidth), int(page.imagelength)
             _check_pixels(path, width, height, max_pixels)
@@ -585,7 +585,9 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
     except HarmcliError:
         raise
     except Exception as exc:  # tifffile raises many types (TiffFileError, ValueError, KeyError, ...)
-        raise ImageReadError(f"cannot read image '{path}': not a readable TIFF ({_first_line(exc)})") from None
+        # What tifffile logged says more than what it raised after it ("index 0 out of range" for no pages).
+        detail = logged[0] if logged else _first_line(exc)
+        raise ImageReadError(f"cannot read image '{path}': not a readable TIFF ({detail})") from None
 
     if pixels is None:
         fields = list(gray_alpha or ())

@@ -18,6 +18,7 @@ times with and without capture were the same within run-to-run noise).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -101,3 +102,37 @@ def readable(message: str) -> str:
     """A captured message without OpenCV's log prefix ("[ERROR:0@0.05] global grfmt_tiff.cpp:117 ") or the
     name Pillow gives libtiff ("tempfile.tif: ")."""
     return _LOG_PREFIX.sub("", message).strip()
+
+
+class _ThreadRecords(logging.Handler):
+    def __init__(self, thread: int, messages: list[str]):
+        super().__init__()
+        self.thread, self.messages = thread, messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            text = _OBJECT_PREFIX.sub("", record.getMessage()).strip()
+            self.messages.append(text.splitlines()[0] if text else text)
+
+
+_OBJECT_PREFIX = re.compile(r"^<[^>]*>\s*")  # tifffile names the object it was reading: "<tifffile.TiffPages @8> "
+
+
+@contextlib.contextmanager
+def python_log(name: str) -> Iterator[list[str]]:
+    """Collect what the Python logger ``name`` (a library's: ``tifffile``) records in this thread inside the
+    ``with`` block; the list is filled as they come.
+
+    tifffile reports a damaged file through logging ("invalid offset to first page 65622") before it raises or
+    returns nothing, and with no handler configured Python prints such records on stderr itself, beside
+    harmcli's own error line. A handler on the logger keeps them off the terminal (an application's own
+    handlers, on the root logger, still get them); the messages serve harmcli's error line.
+    """
+    messages: list[str] = []
+    handler = _ThreadRecords(threading.get_ident(), messages)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)

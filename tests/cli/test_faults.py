@@ -349,6 +349,25 @@ def test_help_shows_flags_without_a_value_type(run):
     assert "Replace existing outputs" in line and "<" not in line
 
 
+def test_bare_harmcli_prints_the_help_once(run):
+    result = run()
+    assert result.code == 0 and result.err == ""
+    assert result.out.count("Usage:") == 1 and "harmonize" in result.out, result.out
+
+
+def test_debug_after_the_command_is_an_unknown_option_not_a_traceback(run, tmp_path):
+    result = run("harmonize", tmp_path / "missing.png", "--mask", tmp_path / "m.png", "-o", tmp_path / "o.png", "--debug")
+    assert_one_error(result, 2, "no such option: --debug")
+
+
+def test_debug_before_the_command_lets_the_exception_through(tmp_path):
+    from harmcli.cli.app import main
+    from harmcli.errors import ImageReadError
+
+    with pytest.raises(ImageReadError, match="missing.png"):
+        main(["--debug", "harmonize", str(tmp_path / "missing.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png")])
+
+
 def test_help_shows_every_default_written_into_a_help_text(run, monkeypatch):
     """Rich reads an unescaped "[default: ...]" in a help text as markup and drops it from --help: each one written
     into a help string must reach the screen."""

@@ -1,3 +1,5 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -102,6 +104,23 @@ def test_make_composites_records_the_kind_of_each_mismatch(tmp_path, rng):
     assert row_kind({"mode": "retouch_fg"}) == "retouch" and row_kind({"domain": "rendered", "mode": "x"}) == "rendered"
     with pytest.raises(DatasetError, match="kinds here: illuminant, retouch, transfer"):
         discover(tmp_path / "out", "all", ("pairs",))
+
+
+def test_an_absent_kind_names_the_kinds_of_the_split_asked_for(tmp_path):
+    rows = [("a", "val", "retouch"), ("b", "val", "illuminant"), ("c", "train", "transfer"), ("d", "train", "retouch")]
+    lines = [
+        json.dumps({"id": f"{kind}_fg_{stem}", "mode": f"{kind}_fg", "role": "supervised", "split": split,
+                    "composite": f"composites/{stem}.png", "background": f"backgrounds/{stem}.png",
+                    "mask": f"masks/{stem}.png", "target": f"targets/{stem}.png", "kind": kind})
+        for stem, split, kind in rows
+    ]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    # transfer is in the folder, but not in the held-out split that eval reads by default: say so, not "here"
+    with pytest.raises(DatasetError, match=r"kinds here: illuminant, retouch; transfer only in other splits"):
+        discover(tmp_path, None, ("transfer",))
+    with pytest.raises(DatasetError, match=r"kinds here: illuminant, retouch, transfer\)"):
+        discover(tmp_path, "all", ("pairs",))
+    assert [item.name for item in discover(tmp_path, "train", ("transfer",))] == ["transfer_fg_c"]
 
 
 def test_transfer_needs_another_photo_in_the_split(tmp_path, rng):

@@ -104,6 +104,14 @@ def test_errors_are_one_line(iharmony, tmp_path, capsys):
     assert code == 1 and "not found" in err
 
 
+def test_help_names_every_dataset_layout(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    result = CliRunner().invoke(app, ["eval", "--help"])
+    assert result.exit_code == 0
+    for layout in ("composite_images/", "gt/", "make-composites", "manifest.jsonl"):
+        assert layout in result.stdout, layout
+
+
 def test_module_import_stays_light():
     code = "import sys, harmcli.cli.eval_cmd; print(sorted(m for m in ('torch', 'cv2', 'numpy', 'rich') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -32,6 +32,21 @@ def test_a_colour_tiff_is_not_a_shading_map(tmp_path):
     np.testing.assert_allclose(load_adjustment(tmp_path / "gray_rgb.tif").shading, 2.0)
 
 
+def test_a_truncated_shading_map_is_one_clear_error(tmp_path, monkeypatch):
+    import logging
+    import struct
+
+    # A TIFF header whose first page directory lies past the end of the file (a cut download, a full disk).
+    (tmp_path / "cut.tif").write_bytes(b"II*\x00" + struct.pack("<I", 4096) + bytes(64))
+    # Python prints a library's log records itself when no handler takes them (pytest's own would hide that).
+    printed = []
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(logging, "lastResort", type("Sink", (logging.Handler,), {"emit": lambda s, r: printed.append(r)})())
+    with pytest.raises(AdjustmentError, match=r"cut\.tif.*truncated \(invalid offset to first page 4096\)"):
+        load_adjustment(tmp_path / "cut.tif")
+    assert printed == []  # tifffile's "invalid offset" record went into the message, not onto the terminal
+
+
 @pytest.mark.parametrize("ext", [".json", ".cube", ".acv", ".tif", ".png"])
 def test_non_ascii_names(tmp_path, ext):
     path = tmp_path / f"Ölook_été{ext}"

@@ -456,6 +456,21 @@ def test_float_shading_tiff_is_read_as_gains(tmp_path):
     np.testing.assert_array_equal(load_adjustment(tmp_path / "f.tif").shading, gains)
 
 
+def test_lzw_shading_tiff_as_editors_save_it(tmp_path, adjustment):
+    """A painted map saved with LZW (the TIFF default of many editors, and of OpenCV): tifffile alone would need
+    the optional imagecodecs package for it; it is read like the map harmcli wrote."""
+    import cv2
+
+    save_adjustment(adjustment, tmp_path / "gain.tif")
+    codes = tifffile.imread(tmp_path / "gain.tif")
+    for name, data in (("lzw16.tif", codes), ("lzw8.tif", (codes // 257).astype(np.uint8))):
+        assert cv2.imwrite(str(tmp_path / name), data)
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            assert tif.pages[0].compression == 5  # LZW
+        loaded = load_adjustment(tmp_path / name).shading
+        np.testing.assert_allclose(loaded, adjustment.shading, rtol=2e-3 if data.dtype == np.uint16 else 0.05)
+
+
 # ------------------------------------------------------------------------------------------ .png plot
 
 

@@ -115,6 +115,23 @@ def test_damaged_data_is_an_error_and_nothing_raw_is_printed(tmp_path, capfd, ma
     assert capfd.readouterr().err == ""  # the libraries' own lines never reach the terminal
 
 
+def test_a_tiff_without_its_page_directory_is_one_line_and_tifffile_prints_nothing(tmp_path, monkeypatch):
+    import logging
+    import struct
+
+    # The first page directory lies past the end of the file (a cut download): tifffile logs "invalid offset to
+    # first page" and finds no page. Python prints such a record itself when no handler takes it (pytest's own
+    # handler would hide that here).
+    path = tmp_path / "cut.tif"
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 4096) + bytes(64))
+    printed = []
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(logging, "lastResort", type("Sink", (logging.Handler,), {"emit": lambda s, r: printed.append(r)})())
+    with pytest.raises(ImageReadError, match=r"cut\.tif.*not a readable TIFF \(invalid offset to first page 4096\)"):
+        read_image(path)
+    assert printed == []
+
+
 def test_intact_files_still_read_with_nothing_printed(tmp_path, capfd):
     rgb = gradient()
     (tmp_path / "ok.jpg").write_bytes(jpeg_bytes(rgb))
