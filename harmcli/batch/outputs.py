@@ -22,6 +22,7 @@ def plan_output(
     allowed: Sequence[str],
     default_extension: str | None = None,
     what: str = "-o",
+    format_option: str = "--ext",
 ) -> OutputLayout:
     """Check ``-o`` against the inputs and decide the output layout.
 
@@ -39,6 +40,13 @@ def plan_output(
     if spec.is_folder:
         if output.exists() and not output.is_dir():
             raise UsageError(f"{output}: inputs are folders, so {what} must be a folder, but this is a file")
+        if not output.exists() and output.suffix.lower() in allowed:
+            # A folder would be created under a file's name (out.png/ holding a.png, b.png ...): almost certainly a
+            # single-image command line given folder inputs by mistake.
+            raise UsageError(
+                f"{output}: inputs are folders, so {what} must be a folder, and this name ends like an image file; "
+                f"give a folder name (choose the outputs' format with {format_option})"
+            )
         for role, path in spec.roles():
             if path.is_dir() and same_file(output, path):
                 raise ImageWriteError(

@@ -581,7 +581,8 @@ def curves_command(
     placement = _placement(at, scale, spec)
     _check_psd(spec, layer)
     spec.check_exists()
-    layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json")
+    layout = batch.plan_output(spec, output, extension=fmt, allowed=EXPORT_EXTENSIONS, default_extension=".json",
+                                format_option="--format")
     reader = batch.InputReader(max_pixels=max_pixels, placement=placement, layer=layer)
     predictor = batch.NetworkPredictor(
         weights, device, threads or batch.default_threads(spec.is_folder), backend, not no_flip_average

@@ -346,6 +346,20 @@ def test_folder_existing_outputs_skip_overwrite(run, tmp_path, params_file):
     assert run("harmonize", fgs, bg, masks, "-o", out, "--params", params_file, "--overwrite").code == 0
 
 
+def test_folder_inputs_with_an_image_name_as_output_is_a_usage_error(run, tmp_path, params_file):
+    """-o out.png with folder inputs used to create a folder called out.png; an existing folder of that name is fine."""
+    fgs, bg, masks, _ = make_folder_inputs(tmp_path, ("a", "b"))
+    result = run("harmonize", fgs, bg, masks, "-o", tmp_path / "single.png", "--params", params_file)
+    assert result.code == 2 and "must be a folder" in result.err_lines[-1] and "--ext" in result.err_lines[-1]
+    assert not (tmp_path / "single.png").exists()
+    curves = run("curves", fgs, bg, masks, "-o", tmp_path / "look.json")
+    assert curves.code == 2 and "--format" in curves.err_lines[-1]
+    assert not (tmp_path / "look.json").exists()
+    (tmp_path / "made.png").mkdir()
+    assert run("harmonize", fgs, bg, masks, "-o", tmp_path / "made.png", "--params", params_file, "-q").code == 0
+    assert files_in(tmp_path / "made.png") == ["a.png", "b.png"]
+
+
 def test_folder_ext_and_own_extensions(run, tmp_path, params_file):
     scenes = {stem: make_scene(seed=30 + i) for i, stem in enumerate("xyz")}
     comps, masks = tmp_path / "comps", tmp_path / "masks"
