@@ -1,5 +1,5 @@
 """Layered Photoshop files (.psd, and the large-document .psb) as a composite: the only module that imports
-``psd_tools`` (an optional extra: ``pip install 'harmcli[psd]'``).
+``psd_tools`` (the optional ``psd`` extra; ``pip install -e '.[psd]'`` from a checkout).
 
 What the rest of harmcli sees: :data:`PSD_EXTENSIONS`, :func:`read_psd` (a file's subject layer, the picture below
 it and what lies above it, as arrays at the document's size and bit depth) and :func:`write_psd` (the input's
@@ -53,7 +53,7 @@ from harmcli.io import iptc as iim
 from harmcli.io.metadata import NO_METADATA, ImageMetadata, metadata_from_parts
 
 PSD_EXTENSIONS = (".psd", ".psb")
-INSTALL_HINT = "pip install 'harmcli[psd]'"
+INSTALL_HINT = "pip install 'psd-tools>=1.26,<2' (harmcli's psd extra)"
 
 # The header's colour modes (the PSD specification's numbers) and what to do with the ones not read here.
 _GRAYSCALE, _RGB = 1, 3

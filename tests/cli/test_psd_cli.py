@@ -264,5 +264,5 @@ def test_errors_are_one_line_and_write_nothing(run, tmp_path, params, monkeypatc
     grouped = new_document((W, H), [Layer("bg", make_scene().bg), GroupSpec("g", [Layer("s", make_scene().fg)], blend="MULTIPLY")])
     assert_one_error(run("harmonize", save(grouped, tmp_path / "g.psd"), "-o", out, "--params", params), 1, "group 'g'")
     monkeypatch.setitem(sys.modules, "psd_tools", None)  # what an install without the extra looks like
-    assert_one_error(run("harmonize", path, "-o", out, "--params", params), 1, "pip install 'harmcli[psd]'")
+    assert_one_error(run("harmonize", path, "-o", out, "--params", params), 1, "pip install 'psd-tools>=1.26,<2'")
     assert files_in(tmp_path / "out") == []

@@ -318,7 +318,7 @@ def test_damaged_files(tmp_path, rng):
 def test_missing_psd_tools_is_one_line_naming_the_extra(tmp_path, rng, monkeypatch):
     path, _, _ = two_layers(tmp_path, rng)
     monkeypatch.setitem(sys.modules, "psd_tools", None)  # import psd_tools now raises ImportError
-    with pytest.raises(psdio.PsdSupportMissing, match=r"pip install 'harmcli\[psd\]'"):
+    with pytest.raises(psdio.PsdSupportMissing, match=r"pip install 'psd-tools>=1.26,<2'"):
         psdio.read_psd(path, max_pixels=10_000)
 
 

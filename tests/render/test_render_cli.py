@@ -37,7 +37,7 @@ def test_missing_bpy_is_one_line_naming_the_extra(capsys, tmp_path):
     code, out, err = run(capsys, "render", "-o", tmp_path / "rd", "--scenes", "1")
     assert code == 1 and out == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "bpy" in lines[0] and "harmcli[render]" in lines[0] and "Traceback" not in err
+    assert len(lines) == 1 and "bpy" in lines[0] and "pip install bpy==5.0.1" in lines[0] and "Traceback" not in err
     assert not (tmp_path / "rd").exists()
 
 
