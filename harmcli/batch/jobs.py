@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Literal, Sequence
 
+import numpy as np
+
 from harmcli.batch.inputs import Item
 from harmcli.batch.outputs import OutputLayout, same_file, written_with
 from harmcli.batch.reading import InputReader, LoadedInputs
@@ -146,6 +148,12 @@ class HarmonizeJob(_Job):
             result, alpha = inputs.overlay.draw(result, alpha)
         if inputs.gray:
             result = gray_from_rgb(result)  # exact where the three channels are equal: outside the mask, for one
+        opaque = np.iinfo(alpha.dtype).max if alpha is not None and alpha.dtype.kind in "ui" else 1.0
+        if alpha is not None and out.suffix.lower() in (".jpg", ".jpeg") and alpha.min() < opaque:
+            notes.append(
+                f"{out}: JPEG has no alpha channel, so the transparency was dropped (the colours under transparent "
+                "pixels show); write .png, .tif or .webp to keep it"
+            )
         # --save-params first and the image second, and the saved adjustment is removed again when the image
         # fails: both or neither, so a re-run never finds half a result that only --overwrite gets past.
         params: list[Path] = []

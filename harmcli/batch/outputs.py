@@ -36,6 +36,8 @@ def plan_output(
     if ext is not None and ext not in allowed:
         raise UsageError(f"cannot write '{ext}' files; choose one of: {', '.join(a.lstrip('.') for a in allowed)}")
     ext = ext or default_extension
+    if str(output) == "-":  # the usual "standard output"; ./- still names a file or folder called "-"
+        raise UsageError(f"{what} -: harmcli writes files, not standard output; give a file name (its extension is the format)")
     output = Path(output)
     if spec.is_folder:
         if output.exists() and not output.is_dir():

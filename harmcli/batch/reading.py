@@ -55,15 +55,18 @@ class InputReader:
         return image
 
     def _mask(self, path: Path, size: tuple[int, int], against: Path, notes: list[str]) -> np.ndarray:
-        from harmcli.io.images import read_mask
+        from harmcli.io.images import read_mask, swapped_size_hint
 
         if ("mask", path) in self._shared or self.placement is not None:
             mask = self._read("mask", path, notes)
             if mask.shape[:2] != tuple(size):
-                placed = " (with --at the mask must have the foreground's size: it is placed with it)"
+                if self.placement is not None:
+                    hint = " (with --at the mask must have the foreground's size: it is placed with it)"
+                else:
+                    hint = swapped_size_hint(mask.shape, size)
                 raise InputMismatchError(
                     f"{path}: mask is {_size_text(mask.shape)} but {against} is {_size_text(size)}; "
-                    f"they must be the same size{placed if self.placement is not None else ''}"
+                    f"they must be the same size{hint}"
                 )
             return mask
         return read_mask(path, size=tuple(size), max_pixels=self.max_pixels, notes=notes)
@@ -85,6 +88,7 @@ class InputReader:
             metadata = primary.metadata
             gray = primary.gray
         else:
+            from harmcli.io.images import swapped_size_hint
             from harmcli.ops.paste import make_composite
 
             back = self._read("background", item.background, notes)
@@ -92,7 +96,7 @@ class InputReader:
                 raise InputMismatchError(
                     f"{item.background}: background is {_size_text(back.rgb.shape)} but foreground {item.primary} is "
                     f"{_size_text(size)}; they must be the same size, or pass --at X,Y (or --at center) to place a "
-                    "smaller cutout"
+                    f"smaller cutout{swapped_size_hint(back.rgb.shape, size)}"
                 )
             if item.form == "alpha":
                 if primary.alpha is None:

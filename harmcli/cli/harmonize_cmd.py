@@ -388,7 +388,7 @@ def harmonize_command(
     ] = None,
     skip_existing: SkipOpt = False,
     overwrite: OverwriteOpt = False,
-    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="Quality of JPEG, HEIC and AVIF outputs, 1..100.")] = 95,
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="Quality of JPEG, WebP (100 = lossless), HEIC and AVIF outputs, 1..100.")] = 95,
     ext: Annotated[
         Optional[str],
         typer.Option(

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from harmcli.batch import same_file
-from harmcli.clip.sources import ClipInputs, Frame, FolderSource
+from harmcli.clip.sources import ClipInputs, Frame, FolderSource, VideoSource
 from harmcli.errors import ImageWriteError, InputMismatchError, UsageError
 from harmcli.io.video import Codec, check_frame_size, choose_codec, is_video
 from harmcli.ops.adjustment import DEFAULT_POINTS, Adjustment
@@ -452,6 +452,8 @@ def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | 
             count += 1
             if on_progress is not None:
                 on_progress("write", count, inputs.count)
+        if count == 0:  # (pass 1 says the same before any network runs; with --params this is the only pass)
+            raise InputMismatchError(f"{inputs.primary.path}: no frames to read")
         writer.finish()
     except BaseException:
         writer.abort()
@@ -463,7 +465,7 @@ def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | 
 
 def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, adjustment_for, on_progress, times, notes):
     from harmcli.io.images import atomic_write
-    from harmcli.io.video import ColorInfo, VideoWriter, container_tags
+    from harmcli.io.video import ColorInfo, VideoWriter, container_tags, source_timecode, subtitle_streams
 
     timing = inputs.timing
     if timing is not None:
@@ -473,6 +475,8 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
         time_base = 1 / rate
     tags_from = None if output.strip_metadata else inputs.tags_source()
     tags = container_tags(tags_from) if tags_from is not None else {}
+    # The start timecode goes with the frames' times: the timing video's (an editor lines the output up by it).
+    timecode = source_timecode(timing.path) if timing is not None and not output.strip_metadata else None
     count = 0
 
     def encode(fh) -> None:
@@ -487,7 +491,7 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     codec=output.codec, crf=output.crf, color=color, audio_from=inputs.audio_source(),
                     deep=image.dtype == np.uint16,  # a 10/12-bit video or 16-bit frames: keep the bits
                     alpha=frame.alpha is not None,  # the first frame decides for the whole clip
-                    tags=tags,
+                    tags=tags, timecode=timecode,
                 )
                 state["size"] = image.shape[:2]
             elif image.shape[:2] != state["size"]:
@@ -497,7 +501,8 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
                     f"{frame.name} is {w}x{h} but the clip's first frame is {first_w}x{first_h}; a video's frames "
                     "must all have one size (write a frame folder, -o DIR, to keep each frame's own)"
                 )
-            pts = frame.pts if frame.pts is not None else frame.index
+            # A stream without timestamps (a raw .h264 file): the frame's place on the rate's grid, in the time base.
+            pts = frame.pts if frame.pts is not None else round(frame.index / (rate * time_base))
             state["writer"].write(_as_video_colour(frame, image, notes), pts, frame.alpha)
 
         try:
@@ -511,6 +516,11 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
             raise
 
     atomic_write(output.path, encode, overwrite=output.overwrite)
+    subtitles = sum(subtitle_streams(s.path) for s in inputs.sources.values()
+                    if isinstance(s, VideoSource) and s.role != "mask")
+    if subtitles:
+        notes.append(f"{subtitles} subtitle track{'s were' if subtitles > 1 else ' was'} not copied into {output.path} "
+                     "(harmcli copies the picture, the audio and the timecode)")
     return count
 
 
@@ -646,6 +656,8 @@ def harmonize_clip(
         else:
             result.frames = _write_frames(inputs, output, adjustment_for, on_progress, times)
         result.write_s = time.perf_counter() - started
+    if fixed is not None:  # with a network, pass 1 said it (before the output was written)
+        result.notes.extend(inputs.short_videos())
     result.notes.extend(inputs.colour_notes)
     result.second_decode_s = times.get("second_read", 0.0) if fixed is None else 0.0
     result.read_s = times.get("read", 0.0)

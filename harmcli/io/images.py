@@ -245,9 +245,23 @@ def read_mask(
     if size is not None and tuple(mask.shape) != tuple(size):
         raise InputMismatchError(
             f"mask '{path}' is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image is {size[1]}x{size[0]}; "
-            "the mask must have the image's size"
+            f"the mask must have the image's size{swapped_size_hint(mask.shape, size)}"
         )
     return mask
+
+
+def swapped_size_hint(shape: tuple[int, ...], other: tuple[int, ...]) -> str:
+    """For a size mismatch message: a hint when the two sizes are each other's turned by 90 degrees, else ''.
+
+    Every file is read upright by its own EXIF orientation; a phone photo (stored sideways, orientation 6 or 8)
+    and a mask a tool saved from its stored pixels without that tag differ exactly so.
+    """
+    if tuple(shape[:2]) != tuple(other[:2])[::-1] or shape[0] == shape[1]:
+        return ""
+    return (
+        " (width and height swapped: harmcli turns each file upright by its own EXIF orientation, and one of them is "
+        "stored sideways without it; save both from the upright picture)"
+    )
 
 
 def _load_pixels(
@@ -536,9 +550,10 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
     tifffile decodes uncompressed, Deflate, LZMA and PackBits TIFFs itself; compressions it needs the optional
     ``imagecodecs`` package for (LZW, the default of many editors, JPEG) and CMYK / YCbCr files go through
     OpenCV's libtiff instead, except gray + alpha, which OpenCV has no form for: Pillow's libtiff decodes that
-    (8-bit; see :func:`_decode_gray_alpha_tiff`). OpenCV's libtiff path takes at most 4 channels, so CMYK with
-    alpha is decoded here and converted as libtiff converts plain CMYK (R = (max - K) (max - C) / max, no colour
-    management). Further pages and channels beyond RGBA are left out, with a note.
+    (8-bit; see :func:`_decode_gray_alpha_tiff`). OpenCV's libtiff path takes at most 4 channels and 8 bits, so
+    CMYK with alpha, and 16-bit CMYK (kept 16-bit), are decoded here and converted as libtiff converts plain CMYK
+    (R = (max - K) (max - C) / max, no colour management). Further pages and channels beyond RGBA are left out,
+    with a note.
     """
     import tifffile
 
@@ -563,22 +578,42 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
             extras = tuple(int(e) for e in page.extrasamples)
             # For messages: "MINISBLACK, LZW" (a value tifffile has no name for stays a number).
             kind = f"{getattr(page.photometric, 'name', page.photometric)}, {_compression_name(page)}"
+            bits, samples = int(page.bitspersample), int(page.samplesperpixel)
             pages = _full_pages(tif)
             if pages > 1:
                 notes.append(f"{path}: a TIFF with {pages} pages; only the first page is used")
-            cmyk_with_extras = photometric == _SEPARATED and page.samplesperpixel > 4
+            if photometric in _LAB:
+                # libtiff's RGBA interface (OpenCV's path) converts Lab with its own fixed white point and no colour
+                # management: colours came out about 12 levels off without a word. Refused, as a Lab .psd is.
+                raise ImageReadError(
+                    f"cannot read image '{path}': a Lab TIFF ({kind}); harmcli reads RGB, gray and CMYK: convert it "
+                    "to RGB in your editor (Image > Mode > RGB Color in Photoshop)"
+                )
+            if photometric == _SEPARATED:
+                inkset = page.tags.get(_INKSET_TAG)
+                if samples < 4 or (inkset is not None and int(np.ravel(inkset.value)[0]) != 1):
+                    raise ImageReadError(
+                        f"cannot read image '{path}': a separated TIFF whose {samples} inks are not CMYK (a spot-colour "
+                        "or multichannel file); save it as RGB or CMYK"
+                    )
+            cmyk_with_extras = photometric == _SEPARATED and samples > 4
+            # libtiff's RGBA interface (OpenCV's path) converts 8-bit CMYK only: a 16-bit one is decoded here.
+            deep_cmyk = photometric == _SEPARATED and bits > 8
             pixels = None
-            if photometric in (0, 1, 2, 3) or cmyk_with_extras:
+            if photometric in (0, 1, 2, 3) or cmyk_with_extras or deep_cmyk:
                 try:
                     pixels = page.asarray()
                 except ValueError as exc:
                     if "imagecodecs" not in str(exc):
                         raise
-                    if cmyk_with_extras:
+                    if cmyk_with_extras or deep_cmyk:
+                        what = (
+                            f"a CMYK TIFF with {samples - 4} extra channel(s) (alpha)" if cmyk_with_extras
+                            else f"a {bits}-bit CMYK TIFF"
+                        )
                         raise ImageReadError(
-                            f"cannot read image '{path}': a CMYK TIFF with {page.samplesperpixel - 4} extra channel(s) "
-                            f"(alpha) compressed with {page.compression.name}, which harmcli reads only uncompressed "
-                            "or Deflate-compressed; save it as RGB, or without compression"
+                            f"cannot read image '{path}': {what} compressed with {page.compression.name}, which harmcli "
+                            "reads only uncompressed or Deflate-compressed; save it as RGB, or without compression"
                         ) from None
                     if photometric in (0, 1) and extras:
                         gray_alpha = _gray_alpha_fields(path, tif, page)
@@ -606,7 +641,17 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
         # libtiff keeps it; the result goes on below like tifffile's (MINISWHITE turned back there).
         pixels = _decode_gray_alpha_tiff(path, data, width, height)
     elif pixels is None:
-        pixels = _decode_opencv(path, data, "tiff", for_mask=True)
+        try:
+            pixels = _decode_opencv(path, data, "tiff", for_mask=True)
+        except ImageReadError as exc:
+            if "can not handle" not in str(exc):
+                raise
+            # libtiff's RGBA interface refusing a layout it does not convert (16-bit YCbCr): the file is fine,
+            # harmcli cannot read it. Not "corrupt or truncated".
+            raise ImageReadError(
+                f"cannot read image '{path}': unsupported TIFF layout ({kind}, {bits}-bit, {samples} channel(s)); "
+                "save it as RGB"
+            ) from None
         if photometric in (_SEPARATED, _YCBCR) and not extras and pixels.ndim == 3 and pixels.shape[2] == 4:
             # libtiff's RGBA interface (OpenCV's path for CMYK and YCbCr) adds an opaque alpha the file does not
             # have; keeping it would turn an RGB output into RGBA. (An RGB file's fourth sample stays alpha even
@@ -660,9 +705,11 @@ def _decode_tiff(path: Path, data: bytes, max_pixels: int, notes: list[str]) -> 
 
 
 _SEPARATED = 5  # TIFF photometric interpretation: CMYK (ink set 1)
+_LAB = (8, 9, 10)  # TIFF photometric interpretations CIELab, ICCLab, ITULab
 _YCBCR = 6
 _PHOTOMETRIC_TAG = 262
 _EXTRASAMPLES_TAG = 338
+_INKSET_TAG = 332  # 1 = CMYK; 2 = other inks, named in InkNames
 
 
 def _gray_alpha_fields(path: Path, tif, page) -> list[tuple[int, str, int]]:

@@ -83,11 +83,18 @@ def decoder_messages() -> Iterator[list[str]]:
             captured = sink.read()
     if captured:
         passed_on = []
+        after_library = False
         for line in captured.decode("utf-8", "replace").splitlines(keepends=True):
             if _LIBRARY_LINE.match(line.strip("\r\n")):
                 messages.append(line.strip())
+                after_library = True
+            elif after_library and not line.strip():
+                # The empty line that ends a library's message (OpenCV's multi-line "can't read data ... in
+                # function 'readData'" error): part of it, not a line of anyone else's for the terminal.
+                continue
             else:
                 passed_on.append(line)
+                after_library = False
         if passed_on:
             with contextlib.suppress(OSError):
                 os.write(2, "".join(passed_on).encode("utf-8", "replace"))

@@ -10,15 +10,20 @@ Why it is built this way:
 
 * **Timestamps, not frame numbers.** Output frames carry the input frame's ``pts`` in the input stream's time
   base, so the frame rate (a rational such as 24000/1001) and any variable timing survive; the container may
-  pick its own time base, and FFmpeg rescales.
-* **Audio is remuxed, not re-encoded**: its packets are copied into the output in time order, interleaved with
-  the video as it is written, so nothing is decoded and nothing is lost. When the output container cannot hold
-  that audio codec (PCM in .mp4, AAC in .webm) it is re-encoded once (AAC, or Opus for .webm) and the writer
-  says so.
+  pick its own time base, and FFmpeg rescales. Times that Matroska/WebM rounded to the millisecond are put back
+  on the frame-rate grid (:class:`_Timeline`), so a .mkv at 24000/1001 gives an .mp4 at 24000/1001. A source's
+  start timecode (``timecode`` tag, QuickTime's tmcd track) is carried.
+* **Audio is remuxed, not re-encoded**: the packets of every audio track are copied into the output in time
+  order, interleaved with the video as it is written, so nothing is decoded and nothing is lost (each track keeps
+  its language and title). When the output container cannot hold that audio codec (PCM in .mp4, AAC in .webm) it
+  is re-encoded once (AAC, or Opus for .webm) and the writer says so. Subtitle tracks are not copied (the run
+  says so).
 * **Colour**: YUV frames are converted to RGB with the matrix and range the file is tagged with (BT.601,
   limited range when untagged, as FFmpeg does), and the output is converted back with the same matrix and
   tagged the same, with accurate rounding (swscale's default flags darken by about one code value per round
-  trip), so an untouched background keeps its colour through a lossy round trip.
+  trip), so an untouched background keeps its colour through a lossy round trip. The source's primaries and
+  transfer (BT.709, BT.2020 with PQ or HLG) are tagged on every output, on the stream and on each frame (ProRes
+  takes them from the frames), the lossless RGB codecs included.
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
   and ProRes 4444 for editing.
@@ -135,7 +140,10 @@ def _av():
     except ImportError:  # pragma: no cover - av is a default dependency
         raise HarmcliError("video needs PyAV: pip install av") from None
     # FFmpeg's own log lines would break "one line per problem": every failure reaches the user as an exception.
-    av.logging.set_level(av.logging.PANIC)
+    # None, not a level: with any level PyAV's log callback takes the GIL for every FFmpeg error line, and a
+    # decoder's frame thread that logs while Python closes that decoder (holding the GIL, waiting for the thread)
+    # hangs the run for good (seen when an output failed to open mid-clip: Ctrl-C and kill -TERM did not end it).
+    av.logging.set_level(None)
     return av
 
 
@@ -257,8 +265,22 @@ def _open(path: Path):
         container = av.open(str(path), metadata_errors="replace")
     except FileNotFoundError:
         raise ImageReadError(f"cannot read video '{path}': the file does not exist") from None
+    except av.EOFError:
+        raise ImageReadError(
+            f"cannot read video '{path}': the file ends before its first frame (empty or cut short)"
+        ) from None
+    except av.InvalidDataError:
+        # FFmpeg's "Invalid data found when processing input": no container it knows, or one it cannot parse (an
+        # .mp4 whose recording stopped before its index was written reads so, or as no streams at all).
+        raise ImageReadError(
+            f"cannot read video '{path}': no video FFmpeg can read (damaged, cut short, or not a video)"
+        ) from None
     except av.FFmpegError as exc:
         raise ImageReadError(f"cannot read video '{path}': {_reason(exc)}") from None
+    if not container.streams:
+        # What FFmpeg makes of an .mp4 whose recording stopped before its index was written, or of one with no frames.
+        container.close()
+        raise ImageReadError(f"cannot read video '{path}': no streams found (the file is empty, cut short or damaged)")
     if not container.streams.video:
         container.close()
         raise ImageReadError(f"cannot read video '{path}': it has no video stream")
@@ -380,13 +402,16 @@ class VideoReader:
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            first = True
+            decoded = 0
             for frame in _decoded(container, stream, _alpha_decoder(stream)):
-                if first:
+                if not decoded:
                     self.color = ColorInfo(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
                                            int(frame.color_trc))
-                    first = False
+                decoded += 1
                 yield self.info.orientation.apply(self._convert(frame)), frame.pts
+        except av.InvalidDataError:
+            raise ImageReadError(f"cannot read video '{self.path}': invalid data after {decoded} frames (damaged or "
+                                 "cut short)") from None
         except av.FFmpegError as exc:
             raise ImageReadError(f"cannot read video '{self.path}': {_reason(exc)}") from None
         finally:
@@ -446,6 +471,32 @@ def container_tags(path: str | Path) -> dict[str, str]:
     }
 
 
+def source_timecode(path: str | Path) -> str | None:
+    """A video's start timecode (``01:00:00:00``, ``;`` before the frames for drop-frame), as FFmpeg reads it: the
+    container's or a stream's ``timecode`` tag (QuickTime's tmcd track shows as one). None when it has none or the
+    file cannot be read."""
+    av = _av()
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            for tags in (container.metadata, *(s.metadata for s in container.streams)):
+                value = tags.get("timecode") or tags.get("TIMECODE")
+                if value:
+                    return value
+    except (av.FFmpegError, OSError):
+        return None
+    return None
+
+
+def subtitle_streams(path: str | Path) -> int:
+    """How many subtitle streams a video holds (0 when it cannot be read)."""
+    av = _av()
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            return len(container.streams.subtitles)
+    except (av.FFmpegError, OSError):
+        return 0
+
+
 # --------------------------------------------------------------------------------------------------- writing
 
 
@@ -461,9 +512,10 @@ class VideoWriter:
     dropped with a note where it has none (:attr:`alpha` says which). Decided once for the clip: a frame without
     alpha in a clip written with it is written opaque.
 
-    Frames keep the pts they are given, in ``time_base``; ``audio_from`` names a file whose first audio stream
-    is copied in (re-encoded only when the container cannot hold it); ``tags``, the container's metadata (see
-    :func:`container_tags`). Use as a context manager or call
+    Frames keep the pts they are given, in ``time_base`` (put back on the frame-rate grid where the source
+    rounded them: :class:`_Timeline`); ``audio_from`` names a file whose audio streams are copied in (re-encoded
+    only when the container cannot hold them); ``tags``, the container's metadata (see :func:`container_tags`);
+    ``timecode``, the start timecode (``HH:MM:SS:FF``, see :func:`source_timecode`). Use as a context manager or call
     :meth:`close`; an exception inside the ``with`` abandons the file (the caller removes it).
     """
 
@@ -484,6 +536,7 @@ class VideoWriter:
         deep: bool = False,
         alpha: bool = False,
         tags: dict[str, str] | None = None,
+        timecode: str | None = None,
     ):
         av = _av()
         self.output = Path(output)
@@ -515,25 +568,39 @@ class VideoWriter:
         self.container.metadata.update(tags or {})
         stream = self.container.add_stream(codec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
+        # The stream counts in a time base that holds both the source's ticks and the frame grid (see _Timeline).
+        self._timeline = _Timeline(rate, time_base, grid_only=fmt == "avi")
+        stream.time_base = self._timeline.time_base
+        stream.codec_context.time_base = self._timeline.time_base
         stream.thread_count = threads
+        if timecode:
+            # The muxer writes it where the format keeps one: a tmcd track in .mov/.mp4, a tag in .mkv.
+            stream.metadata["timecode"] = timecode
         options = dict(codec.options)
         if crf is not None:
             options["crf"] = str(crf)
         stream.options = options
         self.yuv = self.pix_fmt.startswith("yuv")
         self.color = color
+        ctx = stream.codec_context
+        # The primaries and transfer (BT.709, BT.2020 with PQ or HLG, ...) are the source's whatever the output's
+        # layout: the pixel values are still in them. Some encoders (prores_ks) take the tags from each frame,
+        # others (libx264, libx265, libvpx) from the stream: both get them.
+        self._frame_tags = {"color_primaries": color.primaries, "color_trc": color.trc}
+        ctx.color_primaries, ctx.color_trc = color.primaries, color.trc
         if self.yuv:
-            ctx = stream.codec_context
             # An RGB source (PNG, FFV1 RGB) says "RGB matrix", which would tell players that this YUV output is GBR
             # (and libvpx refuses it): its frames are converted with BT.601, as an untagged file's, so untagged.
             ctx.colorspace = color.colorspace if color.colorspace != 0 else 2
-            ctx.color_primaries, ctx.color_trc = color.primaries, color.trc
             ctx.color_range = 1  # limited range: what every player assumes for these codecs
+            self._frame_tags.update(colorspace=ctx.colorspace, color_range=1)
         self.stream = stream
         self.time_base = time_base
-        self._audio = _AudioCopy(self.container, audio_from, self.output, self.notes) if audio_from else None
+        # Every audio track (a camera's second microphone, a second language), in the source's order.
+        self._audio = [
+            _AudioCopy(self.container, audio_from, self.output, self.notes, index)
+            for index in (_audio_streams(Path(audio_from), self.notes) if audio_from else [])
+        ]
 
     def write(self, rgb: np.ndarray, pts: int, alpha: np.ndarray | None = None) -> None:
         """Encode one frame: ``rgb`` (H, W, 3) and, for a writer with :attr:`alpha`, ``alpha`` (H, W), uint8 or
@@ -566,13 +633,15 @@ class VideoWriter:
             frame = frame.reformat(format=self.pix_fmt, dst_colorspace=space, dst_color_range=1, interpolation=_exact())
             if self.alpha:
                 _put_alpha_plane(frame, alpha)
-        frame.pts = pts
-        frame.time_base = self.time_base
+        for name, value in self._frame_tags.items():
+            setattr(frame, name, value)
+        frame.pts = self._timeline.pts(pts)
+        frame.time_base = self._timeline.time_base
         try:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-            if self._audio is not None:
-                self._audio.mux_until(pts * self.time_base)
+            for audio in self._audio:
+                audio.mux_until(pts * self.time_base)
         except av.FFmpegError as exc:
             raise ImageWriteError(f"cannot write '{self.output}': {_reason(exc)}") from None
 
@@ -581,20 +650,20 @@ class VideoWriter:
         try:
             for packet in self.stream.encode():
                 self.container.mux(packet)
-            if self._audio is not None:
-                self._audio.mux_until(None)
+            for audio in self._audio:
+                audio.mux_until(None)
             self.container.close()
         except av.FFmpegError as exc:
             raise ImageWriteError(f"cannot write '{self.output}': {_reason(exc)}") from None
         finally:
-            if self._audio is not None:
-                self._audio.close()
+            for audio in self._audio:
+                audio.close()
 
     def abandon(self) -> None:
         with contextlib.suppress(Exception):
             self.container.close()
-        if self._audio is not None:
-            self._audio.close()
+        for audio in self._audio:
+            audio.close()
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -604,6 +673,53 @@ class VideoWriter:
             self.close()
         else:
             self.abandon()
+
+
+class _Timeline:
+    """The output stream's time base and each frame's pts in it, from the source's ``pts`` in ``time_base``.
+
+    Matroska and WebM count time in milliseconds, so a 24000/1001 clip's frames sit at 0, 42, 83, 125 ms: rounded
+    off a grid of 41.71 ms. Copied as they are into a .mp4 or .mov, whose time base can be exact, they would give a
+    file that says 23.98 (128000/5337) frames per second with frames 41 and 42 ms apart, which an editor does not
+    take as 24000/1001. So a frame within half a source tick of the frame-rate grid is put on the grid, in a time
+    base that holds both (1/24000 here); a frame off the grid (variable frame rate) keeps its exact time. A source
+    whose time base already holds the grid (.mp4, .mov, frame folders) is copied unchanged.
+
+    ``grid_only``: the container has no timestamps, only a frame rate (AVI): every frame goes to its nearest grid
+    point in a time base of 1/rate. (Given 1/12288, FFmpeg's AVI muxer picks 1/600 and the file says 600 frames per
+    second, 49 of every 50 of them empty.)"""
+
+    def __init__(self, rate: Fraction, time_base: Fraction, grid_only: bool = False):
+        self.source = Fraction(time_base)
+        self.rate = Fraction(rate) if rate else None
+        self.time_base = self.source
+        self.grid_only = grid_only and bool(self.rate)
+        self._last: int | None = None
+        if self.grid_only:
+            self.time_base = 1 / self.rate
+        elif self.rate and self.rate > 0:
+            ticks = math.lcm(self.source.denominator, self.rate.numerator)
+            # 32 bits: what an .mp4's timescale holds; beyond that the source's own time base is kept.
+            if ticks != self.source.denominator and ticks < 2**31:
+                self.time_base = Fraction(1, ticks)
+
+    def pts(self, pts: int) -> int:
+        if self.time_base == self.source:
+            return pts
+        t = pts * self.source
+        on_grid = round(t * self.rate) / self.rate
+        if self.grid_only:
+            value = int(on_grid / self.time_base)
+            if self._last is not None and value <= self._last:  # frames closer than a frame apart: the next slot
+                value = self._last + 1
+            self._last = value
+            return value
+        out = on_grid if abs(t - on_grid) <= self.source / 2 else t
+        value = int(out / self.time_base)
+        if self._last is not None and value <= self._last:  # two frames a tick apart by one grid point
+            value = int(t / self.time_base)
+        self._last = value
+        return value
 
 
 def _alpha_as(alpha: np.ndarray | None, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
@@ -644,14 +760,31 @@ _AUDIO_OK = {
 }
 
 
-class _AudioCopy:
-    """Copies the first audio stream of ``source`` into ``container``, interleaved by time with the video."""
+def _audio_streams(source: Path, notes: list[str]) -> list[int]:
+    """The audio streams of ``source`` that can be copied: those whose codec FFmpeg knows (it can neither copy
+    nor re-encode a track it cannot name, e.g. a newer camera's spatial audio); each other one is noted."""
+    av = _av()
+    with av.open(str(source), metadata_errors="replace") as container:
+        streams = list(container.streams.audio)
+        known = [i for i, s in enumerate(streams) if s.codec_context is not None and s.codec_context.name]
+    for i in sorted(set(range(len(streams))) - set(known)):
+        notes.append(f"audio track {i + 1} of {source} is in a codec FFmpeg does not know: it was not copied")
+    return known
 
-    def __init__(self, container, source: Path, output: Path, notes: list[str]):
+
+# Stream tags that say what an audio track is (a second language, "commentary", "lav mic"); kept on the copy.
+_TRACK_TAGS = ("language", "title")
+
+
+class _AudioCopy:
+    """Copies audio stream ``index`` of ``source`` into ``container``, interleaved by time with the video (one
+    copy per stream, each reading the file on its own)."""
+
+    def __init__(self, container, source: Path, output: Path, notes: list[str], index: int = 0):
         av = _av()
         self.input = av.open(str(source), metadata_errors="replace")
         self.container = container
-        stream = self.input.streams.audio[0]
+        stream = self.input.streams.audio[index]
         fmt = _FORMATS[output.suffix.lower()]
         allowed = _AUDIO_OK.get(fmt)
         self.transcode = allowed is not None and stream.codec_context.name not in allowed
@@ -661,12 +794,18 @@ class _AudioCopy:
             if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
                 rate = 48000
             self.out = container.add_stream(target, rate=rate)
-            notes.append(f"the audio ({stream.codec_context.name}) cannot go in a {output.suffix} file as is; re-encoded it as {target}")
+            note = (f"the audio ({stream.codec_context.name}) cannot go in a {output.suffix} file as is; "
+                    f"re-encoded it as {target}")
+            if note not in notes:  # once for all the tracks that needed it
+                notes.append(note)
             self.resampler = None
             self.packets = self._decoded(stream)
         else:
             self.out = container.add_stream_from_template(stream)
             self.packets = (p for p in self.input.demux(stream) if p.dts is not None)
+        for key in _TRACK_TAGS:
+            if stream.metadata.get(key):
+                self.out.metadata[key] = stream.metadata[key]
         self.pending = next(self.packets, None)
 
     def _decoded(self, stream):

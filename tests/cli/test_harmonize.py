@@ -112,6 +112,23 @@ def test_composite_alpha_is_kept(run, tmp_path, params_file):
     np.testing.assert_array_equal(image[..., 3], alpha)
 
 
+def test_transparency_dropped_by_a_jpeg_output_is_said(run, tmp_path, params_file):
+    scene = make_scene(seed=3)
+    alpha = np.full(scene.mask.shape, 255, np.uint8)
+    alpha[:, :8] = 0
+    composite = write_image(tmp_path / "comp.png", scene.composite(), alpha)
+    opaque = write_image(tmp_path / "opaque.png", scene.composite(), np.full_like(alpha, 255))
+    mask = write_image(tmp_path / "mask.png", scene.mask)
+    result = run("harmonize", composite, "-m", mask, "-o", tmp_path / "out.jpg", "--params", params_file)
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err_lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "out.jpg" in warnings[0] and "transparency was dropped" in warnings[0]
+    assert read_image(tmp_path / "out.jpg").shape == (48, 64, 3)
+    # an opaque alpha loses nothing: no warning
+    result = run("harmonize", opaque, "-m", mask, "-o", tmp_path / "opaque.jpg", "--params", params_file)
+    assert result.code == 0 and "warning" not in result.err, result.err
+
+
 def test_network_identity_model_leaves_image_unchanged(run, tmp_path, identity_weights):
     scene = make_scene(seed=4)
     fg, bg, mask = write_scene(tmp_path, scene)
@@ -410,6 +427,12 @@ def _bad_inputs(tmp_path: Path, case: str):
     if case == "mask-size-mismatch":
         write_image(mask, make_scene(seed=51, size=(40, 64)).mask)
         return [fg, bg, mask], "mask.png"
+    if case == "sideways-background":  # a phone plate stored sideways without its EXIF orientation
+        write_image(bg, make_scene(seed=51, size=(64, 48)).bg)
+        return [fg, bg, mask], "width and height swapped"
+    if case == "sideways-mask":
+        write_image(mask, make_scene(seed=51, size=(64, 48)).mask)
+        return [fg, bg, mask], "width and height swapped"
     if case == "all-foreground":
         write_image(mask, np.full(scene.mask.shape, 255, np.uint8))
         return [fg, bg, mask], "foreground everywhere"
@@ -437,7 +460,8 @@ def _bad_inputs(tmp_path: Path, case: str):
 
 
 BAD_CASES = [
-    "missing", "empty", "truncated", "not-an-image", "size-mismatch", "mask-size-mismatch", "all-foreground",
+    "missing", "empty", "truncated", "not-an-image", "size-mismatch", "mask-size-mismatch", "sideways-background",
+    "sideways-mask", "all-foreground",
     "no-alpha", "bad-params", "missing-params", "garbage-weights", "foreign-weights", "too-many-pixels",
 ]
 
@@ -549,6 +573,19 @@ def test_bad_command_lines_exit_2(run, tmp_path, layout, fragment):
     }[layout]
     assert_one_error(run("harmonize", *args), 2, fragment)
     assert files_in(out) == []
+
+
+@pytest.mark.parametrize("command", ["harmonize", "curves"])
+def test_output_dash_is_not_standard_output(run, tmp_path, monkeypatch, params_file, command):
+    # "-o -" means stdout to most tools; harmcli writes files, so it says so instead of making a file or folder "-".
+    monkeypatch.chdir(tmp_path)
+    fg, bg, mask = write_scene(tmp_path, make_scene())
+    fgs, bgf, masks, _ = make_folder_inputs(tmp_path / "f", ("a",))
+    extra = ["--params", params_file] if command == "harmonize" else []
+    for inputs in ([fg, bg, mask], [fgs, bgf, masks]):
+        result = run(command, *inputs, "-o", "-", *extra)
+        assert_one_error(result, 2, "-o -", "standard output")
+        assert result.out == "" and not (tmp_path / "-").exists()
 
 
 # ------------------------------------------------------------------------------------------- end to end, startup

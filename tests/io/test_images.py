@@ -363,8 +363,17 @@ def test_mask_rgba_uses_alpha_unless_opaque(tmp_path):
 def test_mask_size_mismatch_names_both_sizes(tmp_path):
     cv2.imwrite(str(tmp_path / "m.png"), np.zeros((30, 40), np.uint8))
     assert read_mask(tmp_path / "m.png", size=(30, 40)).shape == (30, 40)
-    with pytest.raises(InputMismatchError, match=r"40x30.*80x60"):
+    with pytest.raises(InputMismatchError, match=r"40x30.*80x60") as info:
         read_mask(tmp_path / "m.png", size=(60, 80))
+    assert "swapped" not in str(info.value)
+
+
+def test_mask_of_the_image_turned_sideways_gets_an_orientation_hint(tmp_path):
+    # A phone photo stored sideways (EXIF orientation 6) is read upright, 40x30; a mask a tool saved from the stored
+    # pixels, without the tag, is 30x40: the message says why the sizes differ.
+    cv2.imwrite(str(tmp_path / "m.png"), np.zeros((40, 30), np.uint8))
+    with pytest.raises(InputMismatchError, match=r"30x40.*40x30.*width and height swapped.*EXIF orientation"):
+        read_mask(tmp_path / "m.png", size=(30, 40))
 
 
 # ------------------------------------------------------------------------------------------ read errors

@@ -3,6 +3,7 @@ leaves out or interprets (frames, channels, 0/1 masks, CMYK + alpha) is said in 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,6 +94,29 @@ def test_decoder_messages_catches_fd2_and_passes_other_lines_on(capfd):
     assert readable("[ERROR:0@0.051] global grfmt_tiff.cpp:117 TIFF_Error Using code") == "TIFF_Error Using code"
 
 
+def test_the_empty_line_ending_an_opencv_error_is_not_printed(capfd):
+    # OpenCV ends a failed decode's multi-line error with an empty line; it belongs to the caught message.
+    with decoder_messages() as messages:
+        os.write(2, b"[ERROR:0@0.007] global grfmt_tiff.cpp:117 TIFF_Error Sorry, can not handle image\n")
+        os.write(2, b"[ERROR:0@0.007] global loadsave.cpp:1412 imdecode_ imdecode_(''): can't read data: OpenCV(5.1.0) "
+                    b"grfmt_tiff.cpp:933: error: (-2:Unspecified error) OpenCV TIFF: failed in function 'readData'\n\n")
+        os.write(2, b"progress 3/10\n\n")  # not a library's: passed on, its empty line too
+    assert len(messages) == 2
+    assert capfd.readouterr().err == "progress 3/10\n\n"
+
+
+def test_a_tiff_libtiff_cannot_convert_is_unsupported_not_corrupt_and_prints_nothing(tmp_path, capfd):
+    # 16-bit YCbCr: OpenCV's libtiff RGBA path refuses it ("Sorry, can not handle image"); the file is intact.
+    rng = np.random.default_rng(5)
+    tifffile.imwrite(tmp_path / "ycc.tif", rng.integers(0, 65535, (12, 16, 3), dtype=np.uint16), photometric="ycbcr",
+                     subsampling=(1, 1))
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match=r"ycc\.tif.*unsupported TIFF layout \(YCBCR, NONE, 16-bit") as info:
+        read_image(tmp_path / "ycc.tif")
+    assert "corrupt" not in str(info.value)
+    assert capfd.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     "make, fragment",
     [
@@ -177,6 +201,39 @@ def test_cmyk_with_alpha_is_read_like_cmyk(tmp_path, capfd):
     assert with_alpha.notes == [] and capfd.readouterr().err == ""
 
 
+def test_16_bit_cmyk_tiff_is_read_at_16_bits_like_8_bit_cmyk(tmp_path, capfd):
+    # Photoshop's 16-bit CMYK TIFF: OpenCV's libtiff converts 8-bit CMYK only ("Sorry, can not handle image").
+    rng = np.random.default_rng(6)
+    cmyk = rng.integers(0, 65536, (12, 16, 4), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "cmyk16.tif", cmyk, photometric="separated")
+    tifffile.imwrite(tmp_path / "cmyk8.tif", (cmyk >> 8).astype(np.uint8), photometric="separated")
+    capfd.readouterr()
+    deep, flat = read_image(tmp_path / "cmyk16.tif"), read_image(tmp_path / "cmyk8.tif")  # flat: OpenCV's libtiff
+    assert deep.bit_depth == 16 and deep.alpha is None and deep.notes == []
+    c, k = cmyk[..., 0].astype(np.int64), cmyk[..., 3].astype(np.int64)
+    np.testing.assert_array_equal(deep.rgb[..., 0], (65535 - k) * (65535 - c) // 65535)
+    assert np.abs((deep.rgb.astype(int) >> 8) - flat.rgb.astype(int)).max() <= 2  # the same conversion
+    assert capfd.readouterr().err == ""
+
+
+def test_cmyk_tiffs_harmcli_cannot_decode_say_why(tmp_path):
+    import struct
+
+    cmyk = np.zeros((12, 16, 4), np.uint16)
+    tifffile.imwrite(tmp_path / "lzw16.tif", cmyk, photometric="separated", compression="zlib")
+    data = bytearray((tmp_path / "lzw16.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "lzw16.tif") as tif:
+        offset = tif.pages[0].tags[259].valueoffset
+    struct.pack_into("<H", data, offset, 5)  # Compression: LZW, which tifffile decodes only with imagecodecs
+    (tmp_path / "lzw16.tif").write_bytes(bytes(data))
+    if importlib.util.find_spec("imagecodecs") is None:
+        with pytest.raises(ImageReadError, match=r"lzw16\.tif.*a 16-bit CMYK TIFF compressed with LZW.*save it as RGB"):
+            read_image(tmp_path / "lzw16.tif")
+    tifffile.imwrite(tmp_path / "inks.tif", cmyk.astype(np.uint8), photometric="separated", extratags=[(332, 3, 1, 2, True)])
+    with pytest.raises(ImageReadError, match=r"inks\.tif.*separated TIFF whose 4 inks are not CMYK"):
+        read_image(tmp_path / "inks.tif")
+
+
 def test_extra_channels_and_pages_are_noted(tmp_path):
     rng = np.random.default_rng(4)
     six = rng.integers(0, 256, (12, 16, 6), dtype=np.uint8)
@@ -231,3 +288,14 @@ def test_harmcli_lifts_opencvs_cap_before_cv2_loads():
     code = "import cv2, harmcli; from harmcli.io import images; print(harmcli.OPENCV_PIXEL_CAP_LIFTED, images._OPENCV_MAX_PIXELS)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", str(1 << 30)]  # cv2 first: OpenCV's default stands, and harmcli knows it
+
+
+@pytest.mark.parametrize("photometric", ["cielab", "icclab"])
+def test_a_lab_tiff_is_refused_not_converted_without_colour_management(tmp_path, photometric):
+    """libtiff's own Lab conversion came out about 12 levels off, silently; Lab is refused as a Lab .psd is."""
+    path = tmp_path / "lab.tif"
+    lab = np.zeros((16, 16, 3), np.uint8)
+    lab[..., 0] = 117
+    tifffile.imwrite(path, lab, photometric=photometric)
+    with pytest.raises(ImageReadError, match=r"a Lab TIFF .*convert it to RGB"):
+        read_image(path)
