@@ -118,13 +118,19 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+# Files FFmpeg opens as video that people mean as pictures: a GIF (256 colours, mostly a still or a small
+# animation) went down the clip path and a still one was refused with "a clip goes to a video file"; as an image
+# it gets the image reader's one line naming the formats it reads.
+NOT_CLIPS = (".gif",)
+
+
 def is_video_input(path: str | Path, image_extensions: tuple[str, ...] = ()) -> bool:
     """True for a video to read: a video extension, or (any other file that is not an image by its extension,
     e.g. .mts, .mxf, .ts) a container in which FFmpeg finds a video stream."""
     path = Path(path)
     if is_video(path):
         return True
-    if path.suffix.lower() in image_extensions or not path.is_file():
+    if path.suffix.lower() in image_extensions or path.suffix.lower() in NOT_CLIPS or not path.is_file():
         return False
     av = _av()
     try:

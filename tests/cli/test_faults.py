@@ -101,6 +101,22 @@ def test_corrupt_data_is_one_line_and_exit_1(run_fd, tmp_path, params_file, make
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_gif_is_an_unsupported_image_not_a_clip(run_fd, tmp_path, params_file):
+    """FFmpeg opens any GIF as video: a still one was refused with 'a clip goes to a video file'."""
+    from PIL import Image
+
+    composite, mask, _ = composite_and_mask(tmp_path)
+    gif = tmp_path / "still.gif"
+    Image.fromarray(read_image(composite)[..., :3]).save(gif)
+    result = run_fd("harmonize", gif, "-m", mask, "-o", tmp_path / "out.png", "--params", params_file)
+    assert_one_error(result, 1, "still.gif", "unsupported format '.gif'")
+    gif_mask = tmp_path / "mask.gif"
+    Image.fromarray(read_image(mask)).save(gif_mask)
+    result = run_fd("harmonize", composite, "-m", gif_mask, "-o", tmp_path / "out.png", "--params", params_file)
+    assert_one_error(result, 1, "mask.gif", "unsupported format '.gif'")
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_cmyk_with_alpha_is_harmonized_without_library_noise(run_fd, tmp_path, params_file):
     rng = np.random.default_rng(1)
     scene = make_scene(seed=2)
