@@ -465,7 +465,7 @@ def _apply_all(inputs: ClipInputs, adjustment_for: Callable[[int], Adjustment | 
 
 def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, adjustment_for, on_progress, times, notes):
     from harmcli.io.images import atomic_write
-    from harmcli.io.video import ColorInfo, VideoWriter, container_tags, source_timecode, subtitle_streams
+    from harmcli.io.video import ColorInfo, VideoWriter, container_tags, data_streams, source_timecode, subtitle_streams
 
     timing = inputs.timing
     if timing is not None:
@@ -521,6 +521,13 @@ def _write_video(inputs: ClipInputs, output: ClipOutput, fps: Fraction | None, a
     if subtitles:
         notes.append(f"{subtitles} subtitle track{'s were' if subtitles > 1 else ' was'} not copied into {output.path} "
                      "(harmcli copies the picture, the audio and the timecode)")
+    # Telemetry (GoPro's gpmd), a phone's timed metadata: tracks no output here could carry as they are.
+    data = [d for s in inputs.sources.values() if isinstance(s, VideoSource) and s.role != "mask"
+            for d in data_streams(s.path)]
+    if data:
+        kinds = ", ".join(dict.fromkeys(data))
+        notes.append(f"{len(data)} data track{'s' if len(data) > 1 else ''} ({kinds}) {'were' if len(data) > 1 else 'was'} "
+                     f"not copied into {output.path} (harmcli copies the picture, the audio and the timecode)")
     return count
 
 

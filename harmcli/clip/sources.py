@@ -275,14 +275,27 @@ class ClipInputs:
     decoded: int | None = None  # frames read by the last complete pass over the inputs
 
     def short_videos(self) -> list[str]:
-        """Notes for videos whose header promises more frames than could be decoded (a damaged or cut file;
-        some files' counts are only approximate, so this is said, not refused)."""
+        """Notes for videos whose header promises more frames than could be decoded, by its frame count or, where
+        it states none, its duration (a damaged or cut file; some files' counts are only approximate, so this is
+        said, not refused)."""
         if self.decoded is None:
             return []
-        return [
-            f"{s.path}: the file says {s.count} frames but {self.decoded} could be decoded (cut short or damaged?)"
-            for s in self.sources.values() if isinstance(s, VideoSource) and s.count is not None and s.count > self.decoded
-        ]
+        notes = []
+        for s in self.sources.values():
+            if not isinstance(s, VideoSource):
+                continue
+            if s.count is not None:
+                if s.count > self.decoded:
+                    notes.append(f"{s.path}: the file says {s.count} frames but {self.decoded} could be decoded (cut "
+                                 "short or damaged?)")
+            elif s.info.duration and s.rate:
+                # Matroska and WebM state no frame count but a duration, which a cut file keeps: short by more than
+                # a frame (and half one for times rounded to the millisecond and average rates) is said.
+                if s.info.duration - Fraction(self.decoded) / s.rate > Fraction(3, 2) / s.rate:
+                    notes.append(f"{s.path}: the file says {float(s.info.duration):.3g} s (about "
+                                 f"{round(s.info.duration * s.rate)} frames) but {self.decoded} frames could be "
+                                 "decoded (cut short or damaged?)")
+        return notes
 
     def lossy_masks(self) -> list[str]:
         mask = self.sources.get("mask")

@@ -16,8 +16,8 @@ Why it is built this way:
 * **Audio is remuxed, not re-encoded**: the packets of every audio track are copied into the output in time
   order, interleaved with the video as it is written, so nothing is decoded and nothing is lost (each track keeps
   its language and title). When the output container cannot hold that audio codec (PCM in .mp4, AAC in .webm) it
-  is re-encoded once (AAC, or Opus for .webm) and the writer says so. Subtitle tracks are not copied (the run
-  says so).
+  is re-encoded once (AAC, or Opus for .webm) and the writer says so. Subtitle and data tracks (telemetry,
+  timed metadata) are not copied (the run says so).
 * **Colour**: YUV frames are converted to RGB with the matrix and range the file is tagged with (BT.601,
   limited range when untagged, as FFmpeg does), and the output is converted back with the same matrix and
   tagged the same, with accurate rounding (swscale's default flags darken by about one code value per round
@@ -257,6 +257,7 @@ class VideoInfo:
     has_audio: bool
     codec: str
     orientation: Orientation = Orientation()  # width and height above are as shown, after it
+    duration: Fraction | None = None  # seconds the file states for the video (see _stated_duration); None: unknown
 
     @property
     def size_text(self) -> str:
@@ -365,10 +366,30 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(
             path=path, width=width, height=height, rate=Fraction(rate), time_base=Fraction(stream.time_base),
             frames=stream.frames or None, has_alpha=bool(has_alpha), has_audio=bool(container.streams.audio),
-            codec=ctx.name, orientation=orientation,
+            codec=ctx.name, orientation=orientation, duration=_stated_duration(container, stream),
         )
     finally:
         container.close()
+
+
+def _stated_duration(container, stream) -> Fraction | None:
+    """How long the file says its video lasts, in seconds: the stream's own duration, else the track's ``DURATION``
+    tag (what FFmpeg and mkvmerge write in Matroska/WebM, which state no frame count), else the container's when
+    the video is its only stream (with audio the longest track sets it, and AAC runs past the picture). Matroska
+    writes these in its header, so a file cut short still states its whole length. None when nothing says."""
+    av = _av()
+    if stream.duration and stream.time_base:
+        return stream.duration * Fraction(stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.strip().split(":")
+            return Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return Fraction(container.duration, av.time_base)
+    return None
 
 
 @dataclass(frozen=True)
@@ -501,6 +522,25 @@ def subtitle_streams(path: str | Path) -> int:
             return len(container.streams.subtitles)
     except (av.FFmpegError, OSError):
         return 0
+
+
+def data_streams(path: str | Path) -> list[str]:
+    """What each track of a video that is neither picture, sound nor subtitles holds (GoPro telemetry, a phone's
+    timed metadata, an attachment): its codec's name and the file's handler name for it, where given. A timecode
+    track (QuickTime's tmcd) is left out: its timecode is carried. Empty when the file cannot be read."""
+    av = _av()
+    found = []
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            for stream in container.streams:
+                if stream.type in ("video", "audio", "subtitle") or stream.metadata.get("timecode"):
+                    continue
+                handler = stream.metadata.get("handler_name")
+                name = " ".join(part for part in (stream.name, repr(handler) if handler else None) if part)
+                found.append(name or "unknown")
+    except (av.FFmpegError, OSError):
+        return []
+    return found
 
 
 # --------------------------------------------------------------------------------------------------- writing

@@ -252,6 +252,46 @@ def test_subtitle_tracks_left_out_are_said(run, tmp_path, look, still_mask):
     assert "1 subtitle track was not copied" in result.err
 
 
+def test_data_tracks_left_out_are_said(run, tmp_path, look, still_mask):
+    """A GoPro's telemetry track (gpmd, which FFmpeg reads as bin_data) has no place in the output: said, not
+    dropped silently; a timecode track is a data track too, but its timecode is carried, so it is not named."""
+    import av
+
+    from harmcli.io.video import data_streams
+
+    comps, _, _ = make_clip(4)
+    clip = tmp_path / "gopro.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        telemetry = out.add_data_stream("bin_data")  # the mp4 muxer writes it as a gpmd track, "GoPro MET"
+        telemetry.time_base = Fraction(1, 12)
+        for i, image in enumerate(comps):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+            packet = av.Packet(b"DEVC" + bytes(12))
+            packet.stream, packet.pts, packet.dts, packet.time_base = telemetry, i, i, Fraction(1, 12)
+            out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    assert data_streams(clip) == ["bin_data 'GoPro MET'"]
+    result = run("harmonize", clip, "-m", still_mask, "-o", tmp_path / "out.mp4", "--params", look)
+    assert result.code == 0, result.err
+    assert "1 data track (bin_data 'GoPro MET') was not copied into" in result.err
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert [s.type for s in container.streams] == ["video"]
+
+    timed = _encode(tmp_path / "tc.mov", comps, "libx264", "yuv420p", timecode="01:00:00:00")
+    with av.open(str(timed)) as container:
+        assert [s.type for s in container.streams] == ["video", "data"]  # QuickTime's tmcd track
+    assert data_streams(timed) == []
+    result = run("harmonize", timed, "-m", still_mask, "-o", tmp_path / "tc_out.mov", "--params", look)
+    assert result.code == 0, result.err
+    assert "data track" not in result.err
+
+
 # ------------------------------------------------------------------------------------------------ damage
 
 
@@ -307,3 +347,24 @@ def test_a_video_cut_short_is_said_with_params_too(run, tmp_path, look):
                  "--params", look)
     assert result.code == 0, result.err
     assert "cut.mp4: the file says 24 frames but" in result.err and "could be decoded" in result.err
+
+
+def test_a_matroska_cut_short_is_said_by_its_duration(run, tmp_path, look, still_mask):
+    """Matroska and WebM state no frame count, but their header states the duration, which a cut file keeps: the
+    frames that decode are written and the run says the file promised more; a whole file says nothing."""
+    comps, _, _ = make_clip(24)
+    whole = write_video(tmp_path / "whole.mkv", comps)  # 2 s at 12 fps
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = run("harmonize", cut, "-m", still_mask, "-o", tmp_path / "o.mkv", "--params", look)
+    assert result.code == 0, result.err
+    assert "cut.mkv: the file says 2 s (about 24 frames) but" in result.err and "could be decoded" in result.err
+    import av
+
+    with av.open(str(tmp_path / "o.mkv")) as container:
+        written = sum(1 for _ in container.decode(video=0))
+    assert 0 < written < 23
+    assert f"but {written} frames could be decoded" in result.err
+    result = run("harmonize", whole, "-m", still_mask, "-o", tmp_path / "w.mkv", "--params", look)
+    assert result.code == 0, result.err
+    assert "could be decoded" not in result.err
