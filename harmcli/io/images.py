@@ -902,7 +902,8 @@ def write_image(
         protect: paths (the inputs) that must never be overwritten; writing to any of them, under any name
             that resolves to the same file, raises ImageWriteError.
         metadata: colour profile, EXIF, resolution, XMP and IPTC to store (JPEG, PNG, TIFF, WebP, HEIF, AVIF;
-            BMP stores none, WebP, HEIF and AVIF no IPTC); None writes none. The profile is the one that
+            BMP stores none, WebP, HEIF and AVIF no IPTC), and a PNG input's text chunks (PNG only); None writes
+            none. The profile is the one that
             describes the stored pixels (:meth:`ImageMetadata.for_pixels`): ``gray_icc`` for gray pixels, ``icc``
             for RGB ones; an output whose pixels are the other kind gets none.
         overwrite: False: raise OutputExistsError when ``path`` exists when the file is complete (also when
@@ -937,6 +938,8 @@ def write_image(
         rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)  # no gray form for these pixels here: see _RGB_ONLY_EXTENSIONS
     if metadata is not None:
         metadata = metadata.for_pixels(gray=rgb.ndim == 2)
+        if metadata.png_text and ext != ".png":  # PNG text chunks go into PNG outputs only
+            metadata = replace(metadata, png_text=())
     if ext in _TIFF_EXTENSIONS:
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
     if ext in HEIF_EXTENSIONS:

@@ -75,6 +75,42 @@ _PHOTOSHOP_CHUNK = _JPEG_SEGMENT_MAX - len(iim.PHOTOSHOP_PREFIX)
 _XMP_PNG_KEYWORD = b"XML:com.adobe.xmp"
 _XMP_TIFF_TAG = 700
 _METRES_PER_INCH = 0.0254
+# PNG text chunks carried as they are (PngText): all but those harmcli reads and writes itself (XMP and the
+# "Raw profile type ..." chunks, whose EXIF/IPTC/ICC copies would describe the old pixels).
+_PNG_TEXT_KINDS = (b"tEXt", b"zTXt", b"iTXt")
+_PNG_RAW_PROFILE = b"Raw profile type "
+_MAX_PNG_TEXT = 1 << 24  # inflated bytes of one text chunk; more is treated as damage (a decompression bomb)
+
+
+@dataclass(frozen=True)
+class PngText:
+    """One PNG text chunk (tEXt, zTXt or iTXt), as its content: written back with the same kind, keyword, text,
+    compressed-ness and (iTXt) language tag and translated keyword.
+
+    Attributes:
+        kind: b"tEXt", b"zTXt" or b"iTXt".
+        keyword: 1-79 Latin-1 bytes ("Copyright", "Author", "Description", "Creation Time" ...).
+        text: the text, inflated: Latin-1 for tEXt and zTXt, UTF-8 for iTXt.
+        compressed: stored deflated (always for zTXt, never for tEXt; iTXt's compression flag).
+        language: iTXt's language tag ("en", "fr-CA" ...), else empty.
+        translated_keyword: iTXt's keyword in that language (UTF-8), else empty.
+    """
+
+    kind: bytes
+    keyword: bytes
+    text: bytes
+    compressed: bool = False
+    language: bytes = b""
+    translated_keyword: bytes = b""
+
+    def chunk_body(self) -> bytes:
+        text = zlib.compress(self.text) if self.compressed else self.text
+        if self.kind == b"tEXt":
+            return self.keyword + b"\x00" + text
+        if self.kind == b"zTXt":
+            return self.keyword + b"\x00\x00" + text
+        return (self.keyword + b"\x00" + bytes((int(self.compressed), 0)) + self.language + b"\x00"
+                + self.translated_keyword + b"\x00" + text)
 
 
 @dataclass(frozen=True)
@@ -93,6 +129,8 @@ class ImageMetadata:
         xmp_extended: the full extended XMP packet of a JPEG (cleaned like ``xmp``), only alongside ``xmp``.
         iptc: an IPTC-IIM record (the datasets themselves, as in Photoshop's resource 0x0404).
         iptc_digest: the input held a current MD5 digest of ``iptc``; outputs then store one too.
+        png_text: a PNG input's text chunks (Author, Copyright, Description, Title ...), in file order, other than
+            XMP and raw profiles; written into PNG outputs only.
     """
 
     icc: bytes | None = None
@@ -103,12 +141,13 @@ class ImageMetadata:
     xmp_extended: bytes | None = None
     iptc: bytes | None = None
     iptc_digest: bool = False
+    png_text: tuple[PngText, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         return (
             self.icc is None and self.gray_icc is None and self.exif is None and self.dpi is None and self.xmp is None
-            and self.xmp_extended is None and self.iptc is None
+            and self.xmp_extended is None and self.iptc is None and not self.png_text
         )
 
     def for_pixels(self, *, gray: bool) -> "ImageMetadata":
@@ -334,10 +373,15 @@ def _read_png(data: bytes) -> ImageMetadata:
     pos, end = 8, len(data)
     icc = exif = dpi = xmp = None
     iptc: tuple[bytes | None, bool] = (None, False)
+    texts: list[PngText] = []
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
         body = data[pos + 8 : pos + 8 + length]
-        if kind == b"iCCP":
+        if kind in _PNG_TEXT_KINDS and not body.startswith((_XMP_PNG_KEYWORD + b"\x00", _PNG_RAW_PROFILE)):
+            text = _png_text(kind, body)
+            if text is not None:
+                texts.append(text)
+        elif kind == b"iCCP":
             name_end = body.index(b"\x00")
             icc = zlib.decompress(body[name_end + 2 :])
         elif kind == b"eXIf":
@@ -355,14 +399,55 @@ def _read_png(data: bytes) -> ImageMetadata:
                 dpi = (_ppm_to_dpi(x), _ppm_to_dpi(y))
         elif kind in (b"IDAT", b"IEND"):
             # Metadata chunks may follow IDAT: eXIf does in practice, and so did the text chunks of exiftool
-            # before 11.63; keep looking for those alone.
-            if kind == b"IEND" or (exif is not None and iptc[0] is not None):
+            # before 11.63 (text chunks may stand anywhere after IHDR); keep walking the chunks to IEND.
+            if kind == b"IEND":
                 break
         pos += 12 + length
-    return _finish(icc, exif, dpi, xmp, iptc=iptc)
+    return replace(_finish(icc, exif, dpi, xmp, iptc=iptc), png_text=tuple(texts))
 
 
 _PNG_IPTC_KEYWORDS = (iim.PNG_IPTC_KEYWORD + b"\x00", iim.PNG_PHOTOSHOP_KEYWORD + b"\x00")
+
+
+def _valid_png_keyword(keyword: bytes) -> bool:
+    """The PNG specification's keyword: 1-79 printable Latin-1 characters (32-126, 161-255)."""
+    return 1 <= len(keyword) <= 79 and all(32 <= b <= 126 or b >= 161 for b in keyword)
+
+
+def _png_text(kind: bytes, body: bytes) -> PngText | None:
+    """A tEXt, zTXt or iTXt chunk's content; None for a damaged one (bad keyword, unknown compression method,
+    text that does not inflate or inflates past ``_MAX_PNG_TEXT``), which is dropped."""
+    try:
+        keyword_end = body.index(b"\x00")
+        keyword = body[:keyword_end]
+        if not _valid_png_keyword(keyword):
+            return None
+        if kind == b"tEXt":
+            return PngText(kind, keyword, body[keyword_end + 1 :])
+        if kind == b"zTXt":
+            if body[keyword_end + 1] != 0:
+                return None
+            return PngText(kind, keyword, _inflate_png_text(body[keyword_end + 2 :]), compressed=True)
+        flag, method = body[keyword_end + 1], body[keyword_end + 2]
+        if flag not in (0, 1) or method != 0:
+            return None
+        language_end = body.index(b"\x00", keyword_end + 3)
+        translated_end = body.index(b"\x00", language_end + 1)
+        text = body[translated_end + 1 :]
+        return PngText(
+            kind, keyword, _inflate_png_text(text) if flag else text, compressed=bool(flag),
+            language=body[keyword_end + 3 : language_end], translated_keyword=body[language_end + 1 : translated_end],
+        )
+    except (ValueError, IndexError, zlib.error):
+        return None
+
+
+def _inflate_png_text(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, _MAX_PNG_TEXT)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("damaged or too large compressed text")
+    return text
 
 
 def _png_raw_iptc(kind: bytes, body: bytes) -> tuple[bytes | None, bool]:
@@ -691,6 +776,8 @@ def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
         # exiftool's way: the record inside image resources (so the digest can come along), compressed zTXt.
         text = iim.raw_profile(b"IPTC profile", iim.resources_for(metadata.iptc, metadata.iptc_digest))
         chunks.append(_png_chunk(b"zTXt", iim.PNG_IPTC_KEYWORD + b"\x00\x00" + zlib.compress(text)))
+    for text_chunk in metadata.png_text:  # the input's own text chunks, in their order, as they were
+        chunks.append(_png_chunk(text_chunk.kind, text_chunk.chunk_body()))
     return [view[:split], b"".join(chunks), view[split:]]
 
 

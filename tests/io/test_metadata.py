@@ -503,3 +503,121 @@ def test_formats_without_an_extended_part_lose_the_pointer_to_it(tmp_path):
         assert b"HasExtendedXMP" not in xmp and b'xmp:Rating="5"' in xmp, ext
     jpeg = write_image(tmp_path / "out.jpg", camera_rgb(), metadata=metadata)
     assert b"HasExtendedXMP" in read_image(jpeg).metadata.xmp
+
+
+# ------------------------------------------------------------------------------------------ PNG text chunks
+
+TITLE = "Sonnenuntergang über dem Fjord — 日本語"
+
+
+def _text_png(path, rgb: np.ndarray, *, xmp: bytes | None = None) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Copyright", COPYRIGHT + " \xa9 2024")  # tEXt (Latin-1)
+    info.add_text("Description", "A fjord at dusk. " * 20, zip=True)  # zTXt
+    info.add_itxt("Title", TITLE, lang="de-DE", tkey="Titel", zip=False)  # iTXt, non-ASCII, language tag
+    info.add_itxt("Comment", "zusammengepresst ä" * 30, lang="de", tkey="Kommentar", zip=True)  # compressed iTXt
+    if xmp is not None:
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    Image.fromarray(rgb).save(path, pnginfo=info)
+
+
+def _text_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(kind, body) of each tEXt, zTXt and iTXt chunk, in file order, CRCs checked."""
+    pos, found = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        body = data[pos + 8 : pos + 8 + length]
+        assert struct.unpack_from(">I", data, pos + 8 + length)[0] == zlib.crc32(kind + body) & 0xFFFFFFFF
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            found.append((kind, body))
+        pos += 12 + length
+    return found
+
+
+def _expected_text() -> dict[str, str]:
+    return {
+        "Copyright": COPYRIGHT + " \xa9 2024", "Description": "A fjord at dusk. " * 20, "Title": TITLE,
+        "Comment": "zusammengepresst ä" * 30,
+    }
+
+
+def test_png_text_chunks_read_and_written_back(tmp_path):
+    source = tmp_path / "in.png"
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+           b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
+    _text_png(source, camera_rgb(), xmp=xmp)
+    loaded = read_image(source)
+    texts = loaded.metadata.png_text
+    assert [(t.kind, t.keyword, t.compressed) for t in texts] == [
+        (b"tEXt", b"Copyright", False), (b"zTXt", b"Description", True), (b"iTXt", b"Title", False),
+        (b"iTXt", b"Comment", True),
+    ]  # the XMP chunk is carried as XMP, not as text
+    assert texts[2].language == b"de-DE" and texts[2].translated_keyword == "Titel".encode()
+    assert texts[2].text == TITLE.encode("utf-8") and texts[0].text == (COPYRIGHT + " \xa9 2024").encode("latin-1")
+    out = write_image(tmp_path / "out.png", loaded.rgb, metadata=loaded.metadata)
+    written = _text_chunks(out.read_bytes())
+    # Uncompressed chunks come back byte for byte; the XMP chunk is written once, by harmcli.
+    assert [k for k, _ in written].count(b"iTXt") == 3
+    assert len([b for _, b in written if b.startswith(b"XML:com.adobe.xmp\x00")]) == 1
+    assert _text_chunks(source.read_bytes())[0] in written and _text_chunks(source.read_bytes())[2] in written
+    with Image.open(out) as im:
+        assert {k: v for k, v in im.text.items() if k != "XML:com.adobe.xmp"} == _expected_text()
+    assert read_metadata(out.read_bytes(), "png").png_text == texts  # a second generation changes nothing
+
+
+def test_damaged_or_profile_text_chunks_are_not_carried(tmp_path):
+    from harmcli.io.metadata import _png_chunk
+
+    source = tmp_path / "in.png"
+    cv2.imwrite(str(source), camera_rgb())
+    data = source.read_bytes()
+    extra = [
+        _png_chunk(b"tEXt", b"Raw profile type exif\x00\nexif\n  4\n00000000\n"),  # the old pixels' EXIF
+        _png_chunk(b"tEXt", b"\x00no keyword"),
+        _png_chunk(b"tEXt", b"K" * 80 + b"\x00keyword too long"),
+        _png_chunk(b"zTXt", b"Bad\x00\x00not deflate data"),
+        _png_chunk(b"iTXt", b"Bad\x00\x01\x07\x00\x00text"),  # unknown compression method
+        _png_chunk(b"tEXt", b"Author\x00Jane Doe"),
+    ]
+    idat = data.index(b"IDAT") - 4
+    after = _png_chunk(b"tEXt", b"Software\x00after IDAT")  # text chunks may follow the image data
+    iend = data.index(b"IEND") - 4
+    source.write_bytes(data[:idat] + b"".join(extra) + data[idat:iend] + after + data[iend:])
+    loaded = read_image(source)
+    carried = [(t.keyword, t.text) for t in loaded.metadata.png_text]
+    assert carried == [(b"Author", b"Jane Doe"), (b"Software", b"after IDAT")]
+    out = write_image(tmp_path / "out.png", loaded.rgb, metadata=loaded.metadata)
+    with Image.open(out) as im:
+        assert im.text == {"Author": "Jane Doe", "Software": "after IDAT"}
+
+
+@pytest.mark.parametrize("fg_bg", [False, True])
+def test_harmonize_keeps_png_text_and_strip_drops_it(run, tmp_path, fg_bg):
+    scene = make_scene()
+    mask = tmp_path / "mask.png"
+    cv2.imwrite(str(mask), scene.mask)
+    params = write_params(tmp_path / "identity.json", {"red": IDENTITY, "green": IDENTITY, "blue": IDENTITY})
+    if fg_bg:  # the output inherits the background's metadata, never the foreground's
+        fg, bg = tmp_path / "fg.png", tmp_path / "bg.png"
+        cv2.imwrite(str(fg), scene.fg)
+        _text_png(bg, scene.bg)
+        inputs = [fg, bg, mask]
+    else:
+        composite = tmp_path / "pasted.png"
+        _text_png(composite, scene.composite())
+        inputs = [composite, "--mask", mask]
+    kept, stripped, jpeg = tmp_path / "kept.png", tmp_path / "stripped.png", tmp_path / "out.jpg"
+    for out, extra in ((kept, []), (stripped, ["--strip-metadata"]), (jpeg, [])):
+        result = run("harmonize", *inputs, "-o", out, "--params", params, *extra)
+        assert result.code == 0, result.err
+    with Image.open(kept) as im:
+        assert im.text == _expected_text()
+    assert _text_chunks(stripped.read_bytes()) == []
+    with Image.open(stripped) as im:
+        assert im.text == {}
+    jpeg_bytes = jpeg.read_bytes()
+    assert b"Copyright" not in jpeg_bytes and TITLE.encode() not in jpeg_bytes
+    with Image.open(jpeg) as im:
+        assert "Copyright" not in im.info and "Title" not in im.info
