@@ -82,18 +82,22 @@ def write_video(path: Path, frames, *, rate=Fraction(12), codec: str = "ffv1", a
         for packet in stream.encode():
             out.mux(packet)
         if sound is not None:
-            seconds = float(len(frames) / rate)
-            samples = int(48000 * seconds)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = tone[start : start + 1024][None]
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                af.sample_rate, af.pts = 48000, start
-                for packet in sound.encode(af):
-                    out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
+            mux_tone(out, sound, int(48000 * float(len(frames) / rate)), 440, 0.3)
     return path
+
+
+def mux_tone(out, track, samples: int, hz: float, amplitude: float) -> None:
+    """A mono sine of ``samples`` samples at 48 kHz, encoded into the audio ``track`` of ``out`` and flushed."""
+    import av
+
+    tone = (amplitude * np.sin(2 * np.pi * hz * np.arange(samples) / 48000)).astype(np.float32)
+    for start in range(0, samples, 1024):
+        chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts = 48000, start
+        for packet in track.encode(chunk):
+            out.mux(packet)
+    for packet in track.encode():
+        out.mux(packet)
 
 
 def read_video(path: Path, fmt: str = "rgb24"):

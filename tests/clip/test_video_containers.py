@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli import HALF, IDENTITY, assert_one_error, files_in, run, write_image, write_params  # noqa: F401
 
-from . import HEIGHT, WIDTH, make_clip, write_video
+from . import HEIGHT, WIDTH, make_clip, mux_tone, write_video
 
 
 @pytest.fixture
@@ -56,14 +56,7 @@ def _encode(path: Path, frames, encoder: str, pix_fmt: str, *, rate=Fraction(12)
             out.mux(packet)
         samples = int(48000 * len(frames) / rate)
         for k, track in enumerate(tracks):
-            tone = (0.2 * np.sin(2 * np.pi * (440 + 110 * k) * np.arange(samples) / 48000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 48000, start
-                for packet in track.encode(chunk):
-                    out.mux(packet)
-            for packet in track.encode():
-                out.mux(packet)
+            mux_tone(out, track, samples, 440 + 110 * k, 0.2)
     return path
 
 
