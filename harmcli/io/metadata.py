@@ -376,6 +376,13 @@ def _read_png(data: bytes) -> ImageMetadata:
     texts: list[PngText] = []
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":  # the pixels: skipped, not sliced (a slice is a copy, the whole image over all of them)
+            pos += 12 + length
+            continue
+        if kind == b"IEND":
+            # Metadata chunks may follow IDAT: eXIf does in practice, and so did the text chunks of exiftool
+            # before 11.63 (text chunks may stand anywhere after IHDR); so the walk goes on to IEND.
+            break
         body = data[pos + 8 : pos + 8 + length]
         if kind in _PNG_TEXT_KINDS and not body.startswith((_XMP_PNG_KEYWORD + b"\x00", _PNG_RAW_PROFILE)):
             text = _png_text(kind, body)
@@ -397,11 +404,6 @@ def _read_png(data: bytes) -> ImageMetadata:
             x, y, unit = struct.unpack_from(">IIB", body)
             if unit == 1 and x and y:
                 dpi = (_ppm_to_dpi(x), _ppm_to_dpi(y))
-        elif kind in (b"IDAT", b"IEND"):
-            # Metadata chunks may follow IDAT: eXIf does in practice, and so did the text chunks of exiftool
-            # before 11.63 (text chunks may stand anywhere after IHDR); keep walking the chunks to IEND.
-            if kind == b"IEND":
-                break
         pos += 12 + length
     return replace(_finish(icc, exif, dpi, xmp, iptc=iptc), png_text=tuple(texts))
 
