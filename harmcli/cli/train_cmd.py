@@ -150,6 +150,14 @@ def train_command(
             "balance and gamma of up to STOPS stops, so that photos are not learnt by their colours; 0 = off. \\[default: 0]",
         ),
     ] = None,
+    crop_scale: Annotated[
+        Optional[float],
+        typer.Option(
+            "--crop-scale", min=0.3, max=1.0, metavar="MIN",
+            help="Cut each sample to a random crop whose side is MIN to 1 times the frame's (the foreground kept in) and "
+            "scale it back, so that photos come at many framings; 1 = off. \\[default: 1]",
+        ),
+    ] = None,
     val_every: Annotated[
         Optional[int],
         typer.Option("--val-every", min=1, help="Validate (and keep the best weights) every N steps. \\[default: 250]"),
@@ -227,6 +235,7 @@ def train_command(
         epochs=epochs, val_every=val_every, threads=threads, seed=seed,
         supervised=None if supervised else False, adversarial=None if adversarial else False,
         pretrained_backbone=None if pretrained else False, identity_fraction=identity_fraction, global_jitter=global_jitter,
+        crop_min_scale=crop_scale,
         init_weights=str(init) if init is not None else None, val_limit=val_limit, rendered_fraction=rendered_fraction,
         cross_domain=True if cross_domain else None, lambda_domain=lambda_domain, lambda_style_rendered=lambda_style_rendered,
         lambda_style_photo=lambda_style_photo, entropy_margin=entropy_margin, ema_decay=ema or None,

@@ -32,6 +32,9 @@ class TrainConfig:
     # stays coherent, so the answer does not change; what changes is that a photo can no longer be recognised by
     # its exact colours (held-out coherent photos got curves with 2-3x the spread of training ones: memorised).
     global_jitter: float = 0.0
+    # Random crops: each sample cut to a side of crop_min_scale..1 of the frame (foreground kept in) and scaled back,
+    # the discriminator's real photos too, so that upscaling softness does not tell them apart. 1 = off.
+    crop_min_scale: float = 1.0
     # Share of supervised samples shown as their (coherent) target photo, with the target itself as the answer:
     # without them the network "corrects" real photos that need nothing.
     identity_fraction: float = 0.15

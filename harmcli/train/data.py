@@ -403,11 +403,49 @@ def global_jitter(images: list[torch.Tensor], generator: torch.Generator, stops:
     return [(image.clamp(0, 1) ** gamma * gain).clamp(0, 1) for image in images]
 
 
+def random_crops(images: list[torch.Tensor], mask: torch.Tensor, generator: torch.Generator, min_scale: float) -> list[torch.Tensor]:
+    """The same random crop of each of ``images`` ((B, C, H, W), one crop per sample), scaled back to H x W: a side
+    of ``min_scale`` to 1 times the image's, placed so that the foreground's bounding box (``mask`` > 0.5) stays
+    inside when it fits. Photos then come at many framings and scales, so that a training photo is not recognised by
+    its layout; the pair stays valid since composite, background, mask and target are cut alike."""
+    b, _, h, w = images[0].shape
+    out = [image.clone() for image in images]
+    scales = min_scale + torch.rand(b, generator=generator) * (1 - min_scale)
+    offsets = torch.rand(b, 2, generator=generator)
+    for i in range(b):
+        ch, cw = max(1, round(float(scales[i]) * h)), max(1, round(float(scales[i]) * w))
+        if ch == h and cw == w:
+            continue
+        rows = torch.nonzero(mask[i, 0].amax(1) > 0.5).flatten()
+        cols = torch.nonzero(mask[i, 0].amax(0) > 0.5).flatten()
+        # The crop's top-left corner ranges over positions that keep the foreground in; where the foreground is
+        # larger than the crop, over those that cut it evenly from both sides.
+        y_lo, y_hi = 0, h - ch
+        x_lo, x_hi = 0, w - cw
+        if len(rows):
+            y_lo, y_hi = _keep_inside(int(rows[0]), int(rows[-1]) + 1, ch, h)
+            x_lo, x_hi = _keep_inside(int(cols[0]), int(cols[-1]) + 1, cw, w)
+        y0 = y_lo + round(float(offsets[i, 0]) * (y_hi - y_lo))
+        x0 = x_lo + round(float(offsets[i, 1]) * (x_hi - x_lo))
+        for image, result in zip(images, out):
+            crop = image[i : i + 1, :, y0 : y0 + ch, x0 : x0 + cw]
+            result[i : i + 1] = torch.nn.functional.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+    return out
+
+
+def _keep_inside(start: int, stop: int, crop: int, size: int) -> tuple[int, int]:
+    """Range of crop starts (inclusive) along one axis that keep [start, stop) inside a crop of length ``crop``."""
+    if stop - start <= crop:
+        return max(0, stop - crop), min(start, size - crop)
+    centred = min(max(0, (start + stop - crop) // 2), size - crop)
+    return centred, centred
+
+
 def augment(
     batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float, identity_fraction: float = 0.0,
-    global_stops: float = 0.0,
+    global_stops: float = 0.0, crop_min_scale: float = 1.0,
 ) -> Batch:
-    """Random horizontal flip; a random global look (:func:`global_jitter`) when ``global_stops`` > 0; with supervised batches, some samples replaced by their target photo (nothing
+    """Random horizontal flip; random crops (:func:`random_crops`) when ``crop_min_scale`` < 1; a random global look (:func:`global_jitter`) when ``global_stops`` > 0; with supervised batches, some samples replaced by their target photo (nothing
     to correct: the answer is the input); random foreground exposure on the others (the input only: the target
     keeps the right brightness, so the network learns to undo it); sometimes the composite itself as the
     background input, so that the ``COMPOSITE --mask`` form of ``harmonize`` is in the training distribution."""
@@ -415,6 +453,8 @@ def augment(
     flip = torch.rand(b, generator=generator) < 0.5
     tensors = [batch.composite, batch.background, batch.mask] + ([batch.target] if batch.target is not None else [])
     tensors = [torch.where(flip[:, None, None, None], t.flip(-1), t) for t in tensors]
+    if crop_min_scale < 1:
+        tensors = random_crops(tensors, tensors[2], generator, crop_min_scale)
     composite, background, mask = tensors[:3]
     target = tensors[3] if batch.target is not None else None
     if global_stops > 0:

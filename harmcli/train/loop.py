@@ -347,7 +347,8 @@ def train(
                                               background_is_composite=config.background_is_composite,
                                               identity_fraction=config.identity_fraction,
                                               # renders keep their colours: their lighting style is a label
-                                              global_stops=config.global_jitter if domain == "photo" else 0.0)))
+                                              global_stops=config.global_jitter if domain == "photo" else 0.0,
+                                              crop_min_scale=config.crop_min_scale)))
         return parts
 
     start_time, window = time.monotonic(), []
@@ -422,7 +423,8 @@ def train(
             real = data.sample("real", config.batch_size, generator)
             # The discriminator's real photos get the generator's inputs' global looks, or a global cast would
             # tell it which is which without saying anything about harmony.
-            real = augment(real, generator, brightness_stops=0.0, background_is_composite=0.0, global_stops=config.global_jitter)
+            real = augment(real, generator, brightness_stops=0.0, background_is_composite=0.0, global_stops=config.global_jitter,
+                           crop_min_scale=config.crop_min_scale)
             d_loss, metrics = adversarial.discriminator_loss(real.composite, photo_out.detach(), photo_batch.mask)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
