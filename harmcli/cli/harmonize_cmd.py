@@ -432,7 +432,7 @@ def harmonize_command(
         typer.Option(
             "--codec",
             help="Video output codec: h264, hevc, vp9, ffv1 (lossless, .mkv), h264rgb (lossless), png, prores "
-            "\\[default: h264; vp9 for .webm].",
+            "\\[default: the source video's codec (ProRes: its profile) where the container holds it, else h264; vp9 for .webm].",
             show_default=False,
         ),
     ] = None,

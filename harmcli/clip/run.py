@@ -142,7 +142,9 @@ def plan_clip_output(
             raise UsageError(f"--ext names the format of frames in a folder, but -o {output} is a video file")
         if inputs.rate is None and fps is None:
             raise UsageError(f"{inputs.primary.path}: frames in a folder have no frame rate; give --fps to write {output}")
-        chosen, chosen_crf = choose_codec(output, codec, crf)
+        # The output follows the codec of the video it takes its timing from (see choose_codec).
+        source = inputs.timing.info if inputs.timing is not None else None
+        chosen, chosen_crf = choose_codec(output, codec, crf, source)
         if inputs.size is not None:  # known before decoding for videos and stills: fail before the first pass
             check_frame_size(chosen, inputs.size[1], inputs.size[0], output)
         return ClipOutput(output, True, chosen, chosen_crf)

@@ -26,7 +26,8 @@ Why it is built this way:
   takes them from the frames), the lossless RGB codecs included.
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
-  and ProRes 4444 for editing.
+  and ProRes for editing (4444, or a ProRes source's own profile). Without ``--codec`` the source's codec is
+  kept where the container holds it (``FOLLOWED_CODECS``), else the container's default is used.
 * **Alpha is kept where the codec holds it** (``Codec.alpha_pix_fmt``), straight as frame files hold it (no
   FFmpeg decoder here premultiplies): PNG (``rgba``/``rgba64be``) and FFV1 (``bgra``/``gbrap16le``) bit-exact
   at 8 and 16 bits; ProRes 4444 at 10 bits (``yuva444p10le``, the only alpha format prores_ks takes; rounded
@@ -53,7 +54,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -82,6 +83,8 @@ class Codec:
     deep_note: str = ""  # said when a deep source is written with it
     alpha_pix_fmt: str | None = None  # the pixel format for frames with an alpha channel; None: holds no alpha
     deep_alpha_pix_fmt: str | None = None  # the same for a deep source; None: the alpha format's depth only
+    alpha_options: tuple[tuple[str, str], ...] = ()  # encoder options that replace ``options``' with alpha frames
+    alpha_note: str = ""  # said when they do
 
 
 CODECS: dict[str, Codec] = {
@@ -107,6 +110,38 @@ CODECS: dict[str, Codec] = {
               deep_alpha_pix_fmt="yuva444p10le"),
     )
 }
+# ProRes profiles as FFmpeg's decoder names them -> prores_ks's profile option and the name people know.
+_PRORES_PROFILES = {
+    "Proxy": ("proxy", "422 Proxy"), "LT": ("lt", "422 LT"), "Standard": ("standard", "422"), "HQ": ("hq", "422 HQ"),
+    "4444": ("4444", "4444"), "XQ": ("4444xq", "4444 XQ"),
+}
+# Without --codec a clip is written with its source's codec where the output container holds it: an iPhone's HEVC
+# stays HEVC (10 bits that QuickTime plays, where 10-bit H.264 does not), an editor's ProRes stays ProRes of the
+# same profile, a lossless FFV1 or PNG master stays lossless. Other sources (MPEG-2, DNxHD, MJPEG ...) get the container's
+# default.
+FOLLOWED_CODECS = ("h264", "hevc", "vp9", "ffv1", "png", "prores")
+
+
+def prores_codec(profile: str | None) -> Codec:
+    """ProRes of a source's ``profile`` (FFmpeg's name: Proxy, LT, Standard, HQ, 4444, XQ); 4444 when unknown. The
+    422 profiles store 4:2:2 and no alpha, so frames with alpha are written as 4444 (the writer says so)."""
+    option, label = _PRORES_PROFILES.get(profile or "", ("4444", "4444"))
+    base = CODECS["prores"]
+    if option.startswith("4444"):
+        return replace(base, options=(("profile", option),), note=f"ProRes {label}, for editing")
+    return replace(base, pix_fmt="yuv422p10le", deep_pix_fmt="yuv422p10le", options=(("profile", option),),
+                   note=f"ProRes {label}, for editing", alpha_options=(("profile", "4444"),),
+                   alpha_note=f"ProRes {label} holds no alpha channel: the frames' alpha made it ProRes 4444")
+
+
+def source_codec(source: "VideoInfo", ext: str) -> Codec | None:
+    """The codec a clip from ``source`` is written with into an ``ext`` file when no --codec is given (see
+    ``FOLLOWED_CODECS``); None: the container's default."""
+    if source.codec not in FOLLOWED_CODECS or ext not in CODECS[source.codec].containers:
+        return None
+    return prores_codec(source.profile) if source.codec == "prores" else CODECS[source.codec]
+
+
 # The codecs that hold alpha, in the order a note suggests them.
 ALPHA_CODECS = ("prores", "png", "ffv1", "vp9")
 DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "h264", ".webm": "vp9", ".avi": "ffv1"}
@@ -153,20 +188,27 @@ def _av():
     return av
 
 
-def choose_codec(output: Path, codec: str | None, crf: int | None) -> tuple[Codec, int | None]:
-    """The codec for ``output`` (``--codec`` or the container's default) and the CRF to use; usage errors name
-    the option."""
+def choose_codec(output: Path, codec: str | None, crf: int | None, source: "VideoInfo | None" = None) -> tuple[Codec, int | None]:
+    """The codec for ``output`` and the CRF to use: ``--codec``, else the ``source`` video's own codec where the
+    container holds it (:func:`source_codec`), else the container's default. ProRes keeps a ProRes source's
+    profile. Usage errors name the option."""
     ext = output.suffix.lower()
     if ext not in VIDEO_EXTENSIONS:
         raise UsageError(f"{output}: not a video extension ({', '.join(VIDEO_EXTENSIONS)})")
-    name = (codec or DEFAULT_CODEC[ext]).lower()
+    followed = source_codec(source, ext) if codec is None and source is not None else None
+    name = followed.name if followed is not None else (codec or DEFAULT_CODEC[ext]).lower()
     if name not in CODECS:
         raise UsageError(f"--codec must be one of {', '.join(CODECS)}, not '{codec}'")
-    chosen = CODECS[name]
+    chosen = followed or CODECS[name]
+    if name == "prores" and source is not None and source.codec == "prores":
+        chosen = prores_codec(source.profile)
     if ext not in chosen.containers:
         raise UsageError(f"{output}: {name} cannot go in a {ext} file; use {' or '.join(chosen.containers)}")
     if crf is not None:
         if chosen.default_crf is None:
+            if followed is not None:
+                raise UsageError(f"--crf does not apply to {name}, the source's codec ({chosen.note}); give --codec too "
+                                 f"(h264, hevc{', vp9' if ext in CODECS['vp9'].containers else ''})")
             raise UsageError(f"--crf does not apply to --codec {name} ({chosen.note})")
         top = 63 if name == "vp9" else 51
         if not 0 <= crf <= top:
@@ -257,6 +299,7 @@ class VideoInfo:
     has_audio: bool
     codec: str
     orientation: Orientation = Orientation()  # width and height above are as shown, after it
+    profile: str | None = None  # the codec's profile as FFmpeg names it (ProRes: Proxy, LT, Standard, HQ, 4444, XQ)
     duration: Fraction | None = None  # seconds the file states for the video (see _stated_duration); None: unknown
 
     @property
@@ -366,7 +409,7 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(
             path=path, width=width, height=height, rate=Fraction(rate), time_base=Fraction(stream.time_base),
             frames=stream.frames or None, has_alpha=bool(has_alpha), has_audio=bool(container.streams.audio),
-            codec=ctx.name, orientation=orientation, duration=_stated_duration(container, stream),
+            codec=ctx.name, orientation=orientation, duration=_stated_duration(container, stream), profile=ctx.profile,
         )
     finally:
         container.close()
@@ -623,6 +666,9 @@ class VideoWriter:
             # The muxer writes it where the format keeps one: a tmcd track in .mov/.mp4, a tag in .mkv.
             stream.metadata["timecode"] = timecode
         options = dict(codec.options)
+        if self.alpha and codec.alpha_options:
+            options.update(codec.alpha_options)
+            self.notes.append(codec.alpha_note)
         if crf is not None:
             options["crf"] = str(crf)
         stream.options = options

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harmcli.io.video import probe
 from tests.cli import identity_weights, run  # noqa: F401 (fixtures)
 
 from . import jittery_weights, make_clip, write_encoded, write_video  # noqa: F401
@@ -57,8 +58,8 @@ def test_a_10_bit_video_stays_10_bit_and_the_8_bit_only_codec_says_so(run, tmp_p
     clip = write_encoded(tmp_path / "hevc10.mp4", deep, "libx265", "yuv420p10le",
                          options={"x265-params": "log-level=error"})
     mask = write_video(tmp_path / "mask.mkv", masks)
-    out = tmp_path / "out.mp4"  # the container's default codec, H.264
-    result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)
+    out = tmp_path / "out.mp4"
+    result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "h264", "--weights", identity_weights)
     assert result.code == 0, result.err
     pix, frames = _decoded(out)
     assert pix == "yuv420p10le" and len(frames) == 6
@@ -66,10 +67,11 @@ def test_a_10_bit_video_stays_10_bit_and_the_8_bit_only_codec_says_so(run, tmp_p
     _, source = _decoded(clip)
     assert np.abs(frames[3].astype(float) - source[3]).mean() < 2 * 257  # the identity through a lossy codec
 
-    out = tmp_path / "out_hevc.mkv"
-    result = run("harmonize", clip, "-m", mask, "-o", out, "--codec", "hevc", "--weights", identity_weights)
+    out = tmp_path / "out_hevc.mkv"  # no --codec: the source's HEVC, 10 bits
+    result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)
     assert result.code == 0, result.err
     assert _decoded(out)[0] == "yuv420p10le" and "High 10" not in result.err
+    assert probe(out).codec == "hevc"
 
     out = tmp_path / "out.webm"
     result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)
