@@ -672,6 +672,10 @@ class VideoWriter:
         if crf is not None:
             options["crf"] = str(crf)
         stream.options = options
+        if codec.encoder == "libx265" and fmt in ("mp4", "mov"):
+            # FFmpeg tags HEVC in MP4/MOV as 'hev1' (parameter sets in the stream), which QuickTime, iOS and
+            # Final Cut refuse to play; 'hvc1' (parameter sets in the header, as iPhones write) plays everywhere.
+            stream.codec_context.codec_tag = "hvc1"
         self.yuv = self.pix_fmt.startswith("yuv")
         self.color = color
         ctx = stream.codec_context

@@ -78,3 +78,20 @@ def test_prores_codec_table():
     assert dict(prores_codec("HQ").options) == {"profile": "hq"} and prores_codec("HQ").pix_fmt == "yuv422p10le"
     assert dict(prores_codec("XQ").options) == {"profile": "4444xq"} and prores_codec("XQ").pix_fmt == "yuv444p10le"
     assert prores_codec(None) == CODECS["prores"]  # an unknown profile: 4444 as before
+
+
+def test_an_hevc_source_stays_hevc_tagged_for_quicktime(run, tmp_path, identity_weights):  # noqa: F811
+    import av
+
+    comps, _, masks = make_clip(4)
+    clip = write_encoded(tmp_path / "phone.mov", comps, "libx265", "yuv420p", options={"x265-params": "log-level=error"})
+    mask = write_video(tmp_path / "mask.mkv", masks)
+    for ext in (".mov", ".mp4"):
+        out = tmp_path / f"out{ext}"
+        result = run("harmonize", clip, "-m", mask, "-o", out, "--weights", identity_weights)
+        assert result.code == 0, result.err
+        with av.open(str(out)) as container:
+            ctx = container.streams.video[0].codec_context
+            # 'hvc1', not FFmpeg's default 'hev1', which QuickTime and iOS do not play
+            assert (ctx.name, ctx.codec_tag) == ("hevc", "hvc1")
+            assert len(list(container.decode(video=0))) == 4
