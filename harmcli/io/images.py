@@ -940,6 +940,8 @@ def write_image(
         metadata = metadata.for_pixels(gray=rgb.ndim == 2)
         if metadata.png_text and ext != ".png":  # PNG text chunks go into PNG outputs only
             metadata = replace(metadata, png_text=())
+        if metadata.jpeg_comments and ext not in (".jpg", ".jpeg"):  # and JPEG comments into JPEG outputs
+            metadata = replace(metadata, jpeg_comments=())
     if ext in _TIFF_EXTENSIONS:
         return atomic_write(path, lambda fh: _write_tiff(fh, rgb, alpha, metadata), protect=protect, overwrite=overwrite)
     if ext in HEIF_EXTENSIONS:

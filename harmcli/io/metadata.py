@@ -28,6 +28,9 @@ Photographers' files carry five things besides pixels that harmcli keeps:
   the same fields for current tools. Photoshop's other image resources (thumbnails, paths, slices, layer comps)
   describe the old pixels or Photoshop's state and are not carried.
 
+Free text goes where its own format keeps it: a PNG's text chunks (Author, Copyright, Description ...) into PNG
+outputs, a JPEG's comments (COM segments) into JPEG outputs; another format has no field that means the same.
+
 A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out, and so is
 a standard XMP packet over 64 KB from a TIFF or PNG (splitting one is the same RDF rewrite as merging).
 Everything here works on the bytes already in memory: reading walks the container's chunks, segments or tags
@@ -131,6 +134,8 @@ class ImageMetadata:
         iptc_digest: the input held a current MD5 digest of ``iptc``; outputs then store one too.
         png_text: a PNG input's text chunks (Author, Copyright, Description, Title ...), in file order, other than
             XMP and raw profiles; written into PNG outputs only.
+        jpeg_comments: a JPEG input's COM segments (free text: a scanner's or an editor's note, a caption), in
+            file order, as stored; written into JPEG outputs only.
     """
 
     icc: bytes | None = None
@@ -142,12 +147,13 @@ class ImageMetadata:
     iptc: bytes | None = None
     iptc_digest: bool = False
     png_text: tuple[PngText, ...] = ()
+    jpeg_comments: tuple[bytes, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         return (
             self.icc is None and self.gray_icc is None and self.exif is None and self.dpi is None and self.xmp is None
-            and self.xmp_extended is None and self.iptc is None and not self.png_text
+            and self.xmp_extended is None and self.iptc is None and not self.png_text and not self.jpeg_comments
         )
 
     def for_pixels(self, *, gray: bool) -> "ImageMetadata":
@@ -331,6 +337,7 @@ def _read_jpeg(data: bytes) -> ImageMetadata:
     dpi = None
     extension_pieces: dict[bytes, list[tuple[int, int, bytes]]] = {}  # GUID -> (full length, offset, piece)
     photoshop: list[bytes] = []
+    comments: list[bytes] = []
     while pos + 4 <= end:
         if data[pos] != 0xFF:
             break
@@ -360,13 +367,15 @@ def _read_jpeg(data: bytes) -> ImageMetadata:
         elif marker == 0xED and payload.startswith(iim.PHOTOSHOP_PREFIX):
             # Resources too long for one segment continue in the next, each behind its own prefix.
             photoshop.append(payload[len(iim.PHOTOSHOP_PREFIX) :])
+        elif marker == 0xFE and payload and len(payload) == length - 2:  # COM, unless cut short by the file's end
+            comments.append(bytes(payload))
         pos += 2 + length
     icc = b"".join(icc_chunks[k] for k in sorted(icc_chunks)) if icc_chunks else None
     # Only the pieces the standard packet names belong to it (an edited file may still hold an older set).
     guid = _extended_guid(xmp)
     extended = _join_extended_xmp(extension_pieces.get(guid, [])) if guid else None
     iptc = iim.iptc_from_resources(b"".join(photoshop)) if photoshop else (None, False)
-    return _finish(icc, exif, dpi, xmp, xmp_extended=extended, iptc=iptc)
+    return replace(_finish(icc, exif, dpi, xmp, xmp_extended=extended, iptc=iptc), jpeg_comments=tuple(comments))
 
 
 def _read_png(data: bytes) -> ImageMetadata:
@@ -742,6 +751,7 @@ def _embed_jpeg(view: memoryview, metadata: ImageMetadata) -> list:
         resources = iim.resources_for(metadata.iptc, metadata.iptc_digest)
         for i in range(0, len(resources), _PHOTOSHOP_CHUNK):  # readers join consecutive APP13 segments
             segments.append(_segment(0xED, iim.PHOTOSHOP_PREFIX + resources[i : i + _PHOTOSHOP_CHUNK]))
+    segments += [_segment(0xFE, comment) for comment in metadata.jpeg_comments]  # after the APPn, as libjpeg puts them
     return [bytes(view[:2]) + b"".join(segments), view[rest:]]
 
 

@@ -621,3 +621,48 @@ def test_harmonize_keeps_png_text_and_strip_drops_it(run, tmp_path, fg_bg):
     assert b"Copyright" not in jpeg_bytes and TITLE.encode() not in jpeg_bytes
     with Image.open(jpeg) as im:
         assert "Copyright" not in im.info and "Title" not in im.info
+
+
+# --------------------------------------------------------------------------------------------- JPEG comments
+
+COMMENTS = (b"Scanned on a Nikon Coolscan, 4000 dpi", "Légende : le fjord au crépuscule".encode("utf-8"))
+
+
+def _commented_jpeg(path, rgb: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    data = encoded.tobytes()
+    segments = b"".join(b"\xff\xfe" + struct.pack(">H", len(c) + 2) + c for c in COMMENTS)
+    path.write_bytes(data[:2] + segments + data[2:])  # before the encoder's JFIF: any place before the scan holds
+
+
+def _com_segments(data: bytes) -> list[bytes]:
+    pos, found = 2, []
+    while data[pos] == 0xFF and data[pos + 1] != 0xDA:
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if data[pos + 1] == 0xFE:
+            found.append(data[pos + 4 : pos + 2 + length])
+        pos += 2 + length
+    return found
+
+
+def test_jpeg_comments_are_carried_into_jpeg_outputs(run, tmp_path):
+    scene = make_scene()
+    composite, mask = tmp_path / "scan.jpg", tmp_path / "mask.png"
+    _commented_jpeg(composite, scene.composite())
+    cv2.imwrite(str(mask), scene.mask)
+    assert read_image(composite).metadata.jpeg_comments == COMMENTS
+    params = write_params(tmp_path / "identity.json", {"red": IDENTITY, "green": IDENTITY, "blue": IDENTITY})
+    kept, stripped, png = tmp_path / "kept.jpg", tmp_path / "stripped.jpg", tmp_path / "out.png"
+    for out, extra in ((kept, []), (stripped, ["--strip-metadata"]), (png, [])):
+        result = run("harmonize", composite, "--mask", mask, "-o", out, "--params", params, *extra)
+        assert result.code == 0, result.err
+    assert _com_segments(kept.read_bytes()) == list(COMMENTS)  # in order, byte for byte
+    with Image.open(kept) as im:  # as another reader sees them
+        assert [body for kind, body in im.applist if kind == "COM"] == list(COMMENTS)
+    assert _com_segments(stripped.read_bytes()) == []
+    assert COMMENTS[0] not in png.read_bytes()  # PNG has text chunks of its own; a comment is not one
+
+
+def test_a_comment_cut_short_by_the_end_of_the_file_is_not_carried():
+    data = b"\xff\xd8" + b"\xff\xfe" + struct.pack(">H", 40) + b"only part of it"
+    assert read_metadata(data, "jpeg").jpeg_comments == ()
