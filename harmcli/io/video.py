@@ -23,7 +23,9 @@ Why it is built this way:
   tagged the same, with accurate rounding (swscale's default flags darken by about one code value per round
   trip), so an untouched background keeps its colour through a lossy round trip. The source's primaries and
   transfer (BT.709, BT.2020 with PQ or HLG) are tagged on every output, on the stream and on each frame (ProRes
-  takes them from the frames), the lossless RGB codecs included.
+  takes them from the frames), the lossless RGB codecs included. An HDR10 source's static metadata (mastering display, MaxCLL and
+  MaxFALL: :class:`HdrMetadata`, read from its first frame) goes into HEVC outputs as x265's SEI; the other
+  encoders here have no way in for it through PyAV, and the writer says it was dropped.
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
   and ProRes for editing (4444, or a ProRes source's own profile). Without ``--codec`` the source's codec is
@@ -54,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import struct
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -436,6 +439,44 @@ def _stated_duration(container, stream) -> Fraction | None:
 
 
 @dataclass(frozen=True)
+class HdrMetadata:
+    """HDR10's static metadata, as a source's frames carry it: the display it was graded on (SMPTE ST 2086) and its
+    brightest pixel and frame (CTA-861.3). HDR televisions tone-map by them; without them they guess."""
+
+    # R x, R y, G x, G y, B x, B y, white x, white y (CIE 1931 xy), then min and max luminance (cd/m2)
+    mastering: tuple[float, ...] | None = None
+    light_level: tuple[int, int] | None = None  # MaxCLL, MaxFALL (cd/m2)
+
+    def x265_params(self) -> list[str]:
+        """The same for x265 (chromaticities in 1/50000, luminance in 1/10000 cd/m2, primaries in G, B, R order)."""
+        params = []
+        if self.mastering is not None:
+            rx, ry, gx, gy, bx, by, wx, wy, low, high = self.mastering
+            xy = [round(v * 50000) for v in (gx, gy, bx, by, rx, ry, wx, wy)]
+            params.append("master-display=G({},{})B({},{})R({},{})WP({},{})".format(*xy)
+                          + f"L({round(high * 10000)},{round(low * 10000)})")
+        if self.light_level is not None:
+            params.append("max-cll={},{}".format(*self.light_level))
+        return params
+
+
+def _hdr_metadata(frame) -> HdrMetadata | None:
+    """The HDR10 metadata on a decoded frame (FFmpeg's AVMasteringDisplayMetadata: ten rationals, then
+    has_primaries and has_luminance; AVContentLightMetadata: two unsigned ints); None when it has none."""
+    mastering = light = None
+    for side in frame.side_data:
+        data = bytes(side)
+        if side.type.name == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
+            values = struct.unpack_from("=22i", data)
+            rationals, has_primaries, has_luminance = values[:20], values[20], values[21]
+            if has_primaries and has_luminance and all(rationals[1::2]):
+                mastering = tuple(n / d for n, d in zip(rationals[0::2], rationals[1::2]))
+        elif side.type.name == "CONTENT_LIGHT_LEVEL" and len(data) >= 8:
+            light = struct.unpack_from("=2I", data)
+    return HdrMetadata(mastering, light) if mastering is not None or light is not None else None
+
+
+@dataclass(frozen=True)
 class ColorInfo:
     """How a YUV stream maps to RGB; copied onto the output so that both directions use the same matrix."""
 
@@ -443,6 +484,7 @@ class ColorInfo:
     color_range: int = 0  # 0 unspecified (limited), 1 limited/MPEG, 2 full/JPEG
     primaries: int = 2
     trc: int = 2
+    hdr: HdrMetadata | None = None
 
 
 def _bits(video_format) -> int:
@@ -476,7 +518,7 @@ class VideoReader:
             for frame in _decoded(container, stream, _alpha_decoder(stream)):
                 if not decoded:
                     self.color = ColorInfo(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
-                                           int(frame.color_trc))
+                                           int(frame.color_trc), _hdr_metadata(frame))
                 decoded += 1
                 yield self.info.orientation.apply(self._convert(frame)), frame.pts
         except av.InvalidDataError:
@@ -666,6 +708,12 @@ class VideoWriter:
             # The muxer writes it where the format keeps one: a tmcd track in .mov/.mp4, a tag in .mkv.
             stream.metadata["timecode"] = timecode
         options = dict(codec.options)
+        if color.hdr is not None:
+            if codec.encoder == "libx265":  # x265 writes them as SEI messages, where players look
+                options["x265-params"] = ":".join([options.get("x265-params", "log-level=error"), *color.hdr.x265_params()])
+            else:
+                self.notes.append(f"the source's HDR10 metadata (mastering display, light levels) is not carried by "
+                                  f"{codec.name} (--codec hevc keeps it)")
         if self.alpha and codec.alpha_options:
             options.update(codec.alpha_options)
             self.notes.append(codec.alpha_note)
