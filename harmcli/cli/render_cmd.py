@@ -27,6 +27,10 @@ def render_command(
     bounces: Annotated[int, typer.Option(min=0, max=12, help="Light bounces.")] = 2,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Do not denoise (needs many more samples).")] = False,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=1.0, help="Share of scenes held out (by name hash).")] = 0.1,
+    split: Annotated[
+        str, typer.Option("--split", metavar="all|train|val", help="Render only the scenes of one split (of the first "
+                          "--scenes): e.g. val, to evaluate on the held-out scenes without rendering the rest.")
+    ] = "all",
     device: Annotated[str, typer.Option(help="cpu, cuda (a CUDA/OptiX GPU for Cycles) or auto.")] = "cpu",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for Cycles (0: all cores).")] = 0,
     sheet: Annotated[
@@ -58,7 +62,8 @@ def render_command(
         raise UsageError(f"--sheet must be a .png file, not '{sheet}'")
     chosen = tuple(s.strip() for s in styles.split(",") if s.strip()) if styles else STYLES
     options = RenderOptions(scenes=scenes, size=size, samples=samples, objects=objects, seed=seed, styles=chosen, pairs=pairs,
-                            bounces=bounces, denoise=not no_denoise, val_fraction=val_fraction, device=device, threads=threads)
+                            bounces=bounces, denoise=not no_denoise, val_fraction=val_fraction, device=device, threads=threads,
+                            only_split=None if split == "all" else split)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     started = time.perf_counter()
     steps_per_scene = len(chosen) + 1

@@ -51,6 +51,9 @@ class RenderOptions:
     val_fraction: float = 0.1
     device: str = "cpu"
     threads: int = 0
+    # Render only the scenes of one split ("train" or "val"): the same scenes, with the same pixels, that a full run
+    # makes of that split (a full run later on the same folder adds the rest). None: every scene.
+    only_split: str | None = None
 
     def config(self) -> dict:
         values = asdict(self)
@@ -82,6 +85,13 @@ def check_options(options: RenderOptions) -> None:
     for name, low in (("scenes", 1), ("size", 16), ("samples", 1), ("objects", 1)):
         if getattr(options, name) < low:
             raise UsageError(f"--{name} must be at least {low}, got {getattr(options, name)}")
+    if options.only_split not in (None, "train", "val"):
+        raise UsageError(f"--split must be all, train or val, not '{options.only_split}'")
+    if options.only_split is not None and not any(
+        split_of(scene_name(i), options.val_fraction) == options.only_split for i in range(options.scenes)
+    ):
+        raise UsageError(f"none of the {options.scenes} scene(s) is in the {options.only_split} split at --val-fraction "
+                         f"{options.val_fraction:g}: render more scenes or all of them")
 
 
 def _prepare_folder(out: Path, options: RenderOptions) -> None:
@@ -279,13 +289,15 @@ def render_dataset(out: Path, options: RenderOptions, *, on_start: Callable[[int
     check_options(options)
     out = Path(out)
     done = set(finished_scenes(out))
-    todo = [i for i in range(options.scenes) if scene_name(i) not in done]
+    chosen = [i for i in range(options.scenes)
+              if options.only_split is None or split_of(scene_name(i), options.val_fraction) == options.only_split]
+    todo = [i for i in chosen if scene_name(i) not in done]
     if todo:  # a missing bpy is one line before anything is written
         from harmcli.render.blender import import_bpy
 
         import_bpy()
     _prepare_folder(out, options)
-    summary = RenderSummary(skipped=[scene_name(i) for i in range(options.scenes) if scene_name(i) in done])
+    summary = RenderSummary(skipped=[scene_name(i) for i in chosen if scene_name(i) in done])
     if on_start:
         on_start(len(todo), len(summary.skipped))
     start = time.perf_counter()

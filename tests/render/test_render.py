@@ -226,3 +226,21 @@ def test_two_runs_on_one_folder_share_the_scenes(rendered):
     summary = render_dataset(out, OPTIONS, on_step=lambda scene, style: steps.append(scene))
     assert summary.rendered == ["scene00001"] and set(steps) == {"scene00001"}
     assert (folder / "rows.jsonl").exists() and not (folder / ".claim").exists()
+
+
+def test_one_split_renders_the_same_scenes_a_full_run_makes(rendered, tmp_path):
+    from dataclasses import replace
+
+    out, _, rows, _ = rendered
+    # at --val-fraction 0.5 scene00000 is held out and scene00001 is not
+    steps = []
+    held_out = render_dataset(tmp_path / "val", replace(OPTIONS, only_split="val"), on_step=lambda scene, style: steps.append(scene))
+    assert held_out.rendered == ["scene00000"] and set(steps) == {"scene00000"}
+    val_rows = [json.loads(line) for line in (tmp_path / "val" / "manifest.jsonl").read_text().splitlines()]
+    assert val_rows == [r for r in rows if r["scene"] == "scene00000"] and {r["split"] for r in val_rows} == {"val"}
+    for style in STYLES_UNDER_TEST:  # the same pixels as the full run's
+        assert np.array_equal(_rgb(tmp_path / "val" / "renders" / "scene00000" / f"{style}.png"),
+                              _rgb(out / "renders" / "scene00000" / f"{style}.png"))
+    # a full run on the same folder adds the other scene only
+    rest = render_dataset(tmp_path / "val", OPTIONS)
+    assert rest.rendered == ["scene00001"] and rest.skipped == ["scene00000"]

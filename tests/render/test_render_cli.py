@@ -32,6 +32,15 @@ def test_bad_device_and_sheet_are_usage_errors(capsys, tmp_path):
     assert not (tmp_path / "rd").exists()
 
 
+def test_split_without_such_scenes_or_unknown_is_a_usage_error(capsys, tmp_path):
+    # scene00000..00007 all fall in the train split at the default --val-fraction 0.1 (scene00008 is the first held out)
+    code, _, err = run(capsys, "render", "-o", tmp_path / "rd", "--scenes", "8", "--split", "val")
+    assert code == 2 and "none of the 8 scene(s) is in the val split" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "render", "-o", tmp_path / "rd", "--split", "test")
+    assert code == 2 and "--split must be all, train or val" in err
+    assert not (tmp_path / "rd").exists()
+
+
 @pytest.mark.skipif(HAS_BPY, reason="bpy is installed here")
 def test_missing_bpy_is_one_line_naming_the_extra(capsys, tmp_path):
     code, out, err = run(capsys, "render", "-o", tmp_path / "rd", "--scenes", "1")
