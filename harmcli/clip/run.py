@@ -668,6 +668,7 @@ def harmonize_clip(
     if fixed is not None:  # with a network, pass 1 said it (before the output was written)
         result.notes.extend(inputs.short_videos())
     result.notes.extend(inputs.colour_notes)
+    result.notes.extend(inputs.pairing_notes)
     result.second_decode_s = times.get("second_read", 0.0) if fixed is None else 0.0
     result.read_s = times.get("read", 0.0)
     result.network_s, result.apply_s, result.encode_s = (times.get(k, 0.0) for k in ("network", "apply", "encode"))

@@ -168,6 +168,7 @@ class ClipInputs:
         self.sources: dict[str, Source] = {}
         # Said once however many frames (and passes) they concern: an ordered set.
         self._colour_notes: dict[str, None] = {}
+        self.pairing_notes: list[str] = []  # inputs paired in order though their stated rates differ
         for role, path in spec.roles():
             if is_video_input(path, READ_EXTENSIONS):
                 if not path.is_file():
@@ -212,6 +213,16 @@ class ClipInputs:
         rated = [s for s in moving if s.rate is not None]
         for s in rated[1:]:
             if s.rate != rated[0].rate:
+                if s.count is not None and s.count == rated[0].count:
+                    # A phone's variable-rate clip states its average rate (e.g. 27.93); a mask made from it by
+                    # another tool is often written at the nominal 30. The same number of frames says that they
+                    # correspond one to one, which is how frames are paired anyway.
+                    self.pairing_notes.append(
+                        f"{s.path} runs at {describe_rate(s.rate)} fps and {rated[0].path} at "
+                        f"{describe_rate(rated[0].rate)} fps; both have {s.count} frames, paired in order (the output "
+                        f"takes {self.timing.path if self.timing is not None else rated[0].path}'s timing)"
+                    )
+                    continue
                 raise InputMismatchError(
                     f"{s.path} runs at {describe_rate(s.rate)} fps but {rated[0].path} at {describe_rate(rated[0].rate)} "
                     "fps; convert one so that frames correspond"
