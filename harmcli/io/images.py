@@ -938,8 +938,8 @@ def write_image(
         rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)  # no gray form for these pixels here: see _RGB_ONLY_EXTENSIONS
     if metadata is not None:
         metadata = metadata.for_pixels(gray=rgb.ndim == 2)
-        if metadata.png_text and ext != ".png":  # PNG text chunks go into PNG outputs only
-            metadata = replace(metadata, png_text=())
+        if (metadata.png_text or metadata.png_colour) and ext != ".png":  # PNG text and colour chunks: PNG outputs only
+            metadata = replace(metadata, png_text=(), png_colour=())
         if metadata.jpeg_comments and ext not in (".jpg", ".jpeg"):  # and JPEG comments into JPEG outputs
             metadata = replace(metadata, jpeg_comments=())
     if ext in _TIFF_EXTENSIONS:

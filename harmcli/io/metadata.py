@@ -29,7 +29,9 @@ Photographers' files carry five things besides pixels that harmcli keeps:
   describe the old pixels or Photoshop's state and are not carried.
 
 Free text goes where its own format keeps it: a PNG's text chunks (Author, Copyright, Description ...) into PNG
-outputs, a JPEG's comments (COM segments) into JPEG outputs; another format has no field that means the same.
+outputs, a JPEG's comments (COM segments) into JPEG outputs; another format has no field that means the same. So
+does a PNG's colour description without a profile (gAMA, cHRM, sRGB chunks): into PNG outputs (elsewhere it would
+take a profile made up from it).
 
 A JPEG holds at most 64 KB of EXIF (one APP1 segment): a larger block (possible from a TIFF) is left out, and so is
 a standard XMP packet over 64 KB from a TIFF or PNG (splitting one is the same RDF rewrite as merging).
@@ -136,6 +138,8 @@ class ImageMetadata:
             XMP and raw profiles; written into PNG outputs only.
         jpeg_comments: a JPEG input's COM segments (free text: a scanner's or an editor's note, a caption), in
             file order, as stored; written into JPEG outputs only.
+        png_colour: a PNG input's gAMA, cHRM and sRGB chunks (kind, body): the colour description of a PNG without
+            an ICC profile (a linear render says gAMA 1.0); written into PNG outputs only.
     """
 
     icc: bytes | None = None
@@ -148,12 +152,14 @@ class ImageMetadata:
     iptc_digest: bool = False
     png_text: tuple[PngText, ...] = ()
     jpeg_comments: tuple[bytes, ...] = ()
+    png_colour: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def is_empty(self) -> bool:
         return (
             self.icc is None and self.gray_icc is None and self.exif is None and self.dpi is None and self.xmp is None
             and self.xmp_extended is None and self.iptc is None and not self.png_text and not self.jpeg_comments
+            and not self.png_colour
         )
 
     def for_pixels(self, *, gray: bool) -> "ImageMetadata":
@@ -383,9 +389,12 @@ def _read_png(data: bytes) -> ImageMetadata:
     icc = exif = dpi = xmp = None
     iptc: tuple[bytes | None, bool] = (None, False)
     texts: list[PngText] = []
+    colour: dict[bytes, bytes] = {}
+    seen_image_data = False
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
-        if kind == b"IDAT":  # the pixels: skipped, not sliced (a slice is a copy, the whole image over all of them)
+        if kind == b"IDAT":
+            seen_image_data = True  # the pixels: skipped, not sliced (a slice is a copy, the whole image over all of them)
             pos += 12 + length
             continue
         if kind == b"IEND":
@@ -409,14 +418,18 @@ def _read_png(data: bytes) -> ImageMetadata:
             xmp = zlib.decompress(body[text_at:]) if flag else body[text_at:]
         elif kind in (b"tEXt", b"zTXt", b"iTXt") and iptc[0] is None and body.startswith(_PNG_IPTC_KEYWORDS):
             iptc = _png_raw_iptc(kind, body)
+        elif kind in _PNG_COLOUR_SIZES and len(body) == _PNG_COLOUR_SIZES[kind] and not seen_image_data:
+            colour.setdefault(kind, bytes(body))  # only valid before the image data, and only the first counts
         elif kind == b"pHYs" and length >= 9:
             x, y, unit = struct.unpack_from(">IIB", body)
             if unit == 1 and x and y:
                 dpi = (_ppm_to_dpi(x), _ppm_to_dpi(y))
         pos += 12 + length
-    return replace(_finish(icc, exif, dpi, xmp, iptc=iptc), png_text=tuple(texts))
+    return replace(_finish(icc, exif, dpi, xmp, iptc=iptc), png_text=tuple(texts), png_colour=tuple(colour.items()))
 
 
+# PNG's colour chunks other than iCCP, with the one length each may have (PNG spec 11.3.3).
+_PNG_COLOUR_SIZES = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1}
 _PNG_IPTC_KEYWORDS = (iim.PNG_IPTC_KEYWORD + b"\x00", iim.PNG_PHOTOSHOP_KEYWORD + b"\x00")
 
 
@@ -774,7 +787,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def _embed_png(view: memoryview, metadata: ImageMetadata) -> list:
     (ihdr_length,) = struct.unpack_from(">I", view, 8)
     split = 8 + 12 + ihdr_length  # signature + IHDR: the chunks below must come before PLTE and IDAT
-    chunks = []
+    chunks = [_png_chunk(kind, body) for kind, body in metadata.png_colour]
     if metadata.icc is not None:
         chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata.icc)))
     if metadata.dpi is not None:

@@ -666,3 +666,46 @@ def test_jpeg_comments_are_carried_into_jpeg_outputs(run, tmp_path):
 def test_a_comment_cut_short_by_the_end_of_the_file_is_not_carried():
     data = b"\xff\xd8" + b"\xff\xfe" + struct.pack(">H", 40) + b"only part of it"
     assert read_metadata(data, "jpeg").jpeg_comments == ()
+
+
+# ------------------------------------------------------------------------------- PNG gAMA, cHRM and sRGB chunks
+
+LINEAR = struct.pack(">I", 100000)  # gAMA 1.0: a linear render
+CHRM = struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)  # BT.709 primaries, D65
+
+
+def _colour_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    pos, found = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            break
+        if kind in (b"gAMA", b"cHRM", b"sRGB"):
+            found.append((kind, data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return found
+
+
+def test_png_colour_chunks_are_carried_into_png_outputs(run, tmp_path):
+    from harmcli.io.metadata import _png_chunk
+
+    scene = make_scene()
+    composite, mask = tmp_path / "render.png", tmp_path / "mask.png"
+    cv2.imwrite(str(composite), cv2.cvtColor(scene.composite(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(mask), scene.mask)
+    data = composite.read_bytes()
+    idat, iend = data.index(b"IDAT") - 4, data.index(b"IEND") - 4
+    late = _png_chunk(b"gAMA", struct.pack(">I", 45455))  # after the image data: not valid there, not carried
+    composite.write_bytes(data[:idat] + _png_chunk(b"gAMA", LINEAR) + _png_chunk(b"cHRM", CHRM) + _png_chunk(b"sRGB", b"\x00")
+                          + data[idat:iend] + late + data[iend:])
+    assert read_image(composite).metadata.png_colour == ((b"gAMA", LINEAR), (b"cHRM", CHRM), (b"sRGB", b"\x00"))
+    params = write_params(tmp_path / "identity.json", {"red": IDENTITY, "green": IDENTITY, "blue": IDENTITY})
+    kept, stripped, jpeg = tmp_path / "kept.png", tmp_path / "stripped.png", tmp_path / "out.jpg"
+    for out, extra in ((kept, []), (stripped, ["--strip-metadata"]), (jpeg, [])):
+        result = run("harmonize", composite, "--mask", mask, "-o", out, "--params", params, *extra)
+        assert result.code == 0, result.err
+    assert _colour_chunks(kept.read_bytes()) == [(b"gAMA", LINEAR), (b"cHRM", CHRM), (b"sRGB", b"\x00")]
+    with Image.open(kept) as im:
+        assert im.info["gamma"] == 1.0 and im.info["srgb"] == 0  # another reader sees them
+    assert _colour_chunks(stripped.read_bytes()) == []
+    assert b"gAMA" not in jpeg.read_bytes()[:4096]
