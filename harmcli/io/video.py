@@ -23,9 +23,9 @@ Why it is built this way:
   tagged the same, with accurate rounding (swscale's default flags darken by about one code value per round
   trip), so an untouched background keeps its colour through a lossy round trip. The source's primaries and
   transfer (BT.709, BT.2020 with PQ or HLG) are tagged on every output, on the stream and on each frame (ProRes
-  takes them from the frames), the lossless RGB codecs included. An HDR10 source's static metadata (mastering display, MaxCLL and
-  MaxFALL: :class:`HdrMetadata`, read from its first frame) goes into HEVC outputs as x265's SEI; the other
-  encoders here have no way in for it through PyAV, and the writer says it was dropped.
+  takes them from the frames), the lossless RGB codecs included. An HDR10 source's static metadata (mastering
+  display, MaxCLL and MaxFALL: :class:`HdrMetadata`, read from its first frame) goes into HEVC outputs as x265's
+  SEI; the other encoders here have no way in for it through PyAV, and the writer says it was dropped.
 * **Codecs** (``CODECS``): H.264 (default for .mp4/.mov/.mkv), HEVC, VP9 (.webm), and lossless masters:
   FFV1 in .mkv (RGB, bit-exact), H.264 RGB at qp 0 (``h264rgb``, bit-exact, plays in more tools), PNG-in-MOV;
   and ProRes for editing (4444, or a ProRes source's own profile). Without ``--codec`` the source's codec is
@@ -120,8 +120,8 @@ _PRORES_PROFILES = {
 }
 # Without --codec a clip is written with its source's codec where the output container holds it: an iPhone's HEVC
 # stays HEVC (10 bits that QuickTime plays, where 10-bit H.264 does not), an editor's ProRes stays ProRes of the
-# same profile, a lossless FFV1 or PNG master stays lossless. Other sources (MPEG-2, DNxHD, MJPEG ...) get the container's
-# default.
+# same profile, a lossless FFV1 or PNG master stays lossless. Other sources (MPEG-2, DNxHD, MJPEG ...) get the
+# container's default.
 FOLLOWED_CODECS = ("h264", "hevc", "vp9", "ffv1", "png", "prores")
 
 
