@@ -45,7 +45,7 @@ def _root(
 # builds one command instead of all of them; anything else (--help, a command missing here) imports them all.
 COMMAND_MODULES = {
     "harmonize": "harmonize_cmd", "curves": "harmonize_cmd", "make-composites": "train_cmd", "train": "train_cmd",
-    "eval": "eval_cmd", "bench": "bench_cmd", "export": "export_cmd", "average": "export_cmd",
+    "eval": "eval_cmd", "bench": "bench_cmd", "export": "export_cmd", "average": "export_cmd", "render": "render_cmd",
 }
 
 
