@@ -51,8 +51,8 @@ class RenderOptions:
     val_fraction: float = 0.1
     device: str = "cpu"
     threads: int = 0
-    # Render only the scenes of one split ("train" or "val"): the same scenes, with the same pixels, that a full run
-    # makes of that split (a full run later on the same folder adds the rest). None: every scene.
+    # Render only the scenes of one split ("train" or "val"): the same scenes, lights and pairs that a full run makes
+    # of that split (a full run later on the same folder adds the rest). None: every scene.
     only_split: str | None = None
 
     def config(self) -> dict:
