@@ -452,7 +452,7 @@ def harmonize_command(
         bool,
         typer.Option(
             "--strip-metadata",
-            help="Write no colour profile, EXIF, XMP, IPTC or resolution, and no video tags such as creation time or location "
+            help="Write no colour profile, EXIF, XMP, IPTC, resolution, PNG text or JPEG comments, and no video tags such as creation time or location "
             "(by default the output keeps the input's, and its gray or colour: the background's for FG BG).",
         ),
     ] = False,
