@@ -106,7 +106,8 @@ def run_clip(
     for note in result.notes:
         reporter.warn(note)
     speed = result.frames / result.seconds if result.seconds else 0.0
-    reporter.info(f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s ({speed:.1f} frames/s)")
+    codec = f" ({out.codec.label})" if out.is_video and out.codec is not None else ""  # the default follows the source
+    reporter.info(f"wrote {result.output}{codec}: {result.frames} frames in {result.seconds:.1f} s ({speed:.1f} frames/s)")
     if result.flicker_smoothed is not None:
         cuts = f"; {len(result.cuts)} scene cut{'s' if len(result.cuts) != 1 else ''}" if result.cuts else ""
         reporter.info(

@@ -88,6 +88,11 @@ class Codec:
     deep_alpha_pix_fmt: str | None = None  # the same for a deep source; None: the alpha format's depth only
     alpha_options: tuple[tuple[str, str], ...] = ()  # encoder options that replace ``options``' with alpha frames
     alpha_note: str = ""  # said when they do
+    title: str = ""  # what the run's summary calls it (ProRes: with its profile); empty: ``name``
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
 
 
 CODECS: dict[str, Codec] = {
@@ -131,9 +136,9 @@ def prores_codec(profile: str | None) -> Codec:
     option, label = _PRORES_PROFILES.get(profile or "", ("4444", "4444"))
     base = CODECS["prores"]
     if option.startswith("4444"):
-        return replace(base, options=(("profile", option),), note=f"ProRes {label}, for editing")
+        return replace(base, options=(("profile", option),), note=f"ProRes {label}, for editing", title=f"ProRes {label}")
     return replace(base, pix_fmt="yuv422p10le", deep_pix_fmt="yuv422p10le", options=(("profile", option),),
-                   note=f"ProRes {label}, for editing", alpha_options=(("profile", "4444"),),
+                   note=f"ProRes {label}, for editing", title=f"ProRes {label}", alpha_options=(("profile", "4444"),),
                    alpha_note=f"ProRes {label} holds no alpha channel: the frames' alpha made it ProRes 4444")
 
 

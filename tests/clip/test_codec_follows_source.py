@@ -32,6 +32,8 @@ def test_prores_profile_is_kept(run, tmp_path, identity_weights, profile, decode
     assert result.code == 0, result.err
     info = probe(out)
     assert (info.codec, info.profile) == ("prores", decoded)
+    label = {"Standard": "422", "XQ": "4444 XQ", "4444": "4444"}.get(decoded, f"422 {decoded}")
+    assert f"out.mov (ProRes {label}): 4 frames" in result.err  # the summary says what was chosen
     # --codec prores asked for by name keeps the profile too
     again = tmp_path / "again.mov"
     assert run("harmonize", clip, "-m", mask, "-o", again, "--codec", "prores", "--weights", identity_weights).code == 0
@@ -77,7 +79,10 @@ def test_a_container_that_cannot_hold_the_source_codec_gets_its_default(tmp_path
 def test_prores_codec_table():
     assert dict(prores_codec("HQ").options) == {"profile": "hq"} and prores_codec("HQ").pix_fmt == "yuv422p10le"
     assert dict(prores_codec("XQ").options) == {"profile": "4444xq"} and prores_codec("XQ").pix_fmt == "yuv444p10le"
-    assert prores_codec(None) == CODECS["prores"]  # an unknown profile: 4444 as before
+    unknown = prores_codec(None)  # an unknown profile: 4444 as before
+    assert (unknown.options, unknown.pix_fmt, unknown.alpha_pix_fmt) == (
+        CODECS["prores"].options, CODECS["prores"].pix_fmt, CODECS["prores"].alpha_pix_fmt)
+    assert (prores_codec("HQ").label, CODECS["hevc"].label) == ("ProRes 422 HQ", "hevc")
 
 
 def test_an_hevc_source_stays_hevc_tagged_for_quicktime(run, tmp_path, identity_weights):  # noqa: F811
