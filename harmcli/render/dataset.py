@@ -87,11 +87,15 @@ def check_options(options: RenderOptions) -> None:
             raise UsageError(f"--{name} must be at least {low}, got {getattr(options, name)}")
     if options.only_split not in (None, "train", "val"):
         raise UsageError(f"--split must be all, train or val, not '{options.only_split}'")
-    if options.only_split is not None and not any(
-        split_of(scene_name(i), options.val_fraction) == options.only_split for i in range(options.scenes)
-    ):
+    if not chosen_scenes(options):
         raise UsageError(f"none of the {options.scenes} scene(s) is in the {options.only_split} split at --val-fraction "
                          f"{options.val_fraction:g}: render more scenes or all of them")
+
+
+def chosen_scenes(options: RenderOptions) -> list[int]:
+    """The indices of the scenes a run covers: the first ``scenes``, or those of them in ``only_split``."""
+    return [i for i in range(options.scenes)
+            if options.only_split is None or split_of(scene_name(i), options.val_fraction) == options.only_split]
 
 
 def _prepare_folder(out: Path, options: RenderOptions) -> None:
@@ -289,8 +293,7 @@ def render_dataset(out: Path, options: RenderOptions, *, on_start: Callable[[int
     check_options(options)
     out = Path(out)
     done = set(finished_scenes(out))
-    chosen = [i for i in range(options.scenes)
-              if options.only_split is None or split_of(scene_name(i), options.val_fraction) == options.only_split]
+    chosen = chosen_scenes(options)
     todo = [i for i in chosen if scene_name(i) not in done]
     if todo:  # a missing bpy is one line before anything is written
         from harmcli.render.blender import import_bpy
