@@ -393,8 +393,8 @@ def _read_png(data: bytes) -> ImageMetadata:
     seen_image_data = False
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
-        if kind == b"IDAT":
-            seen_image_data = True  # the pixels: skipped, not sliced (a slice is a copy, the whole image over all of them)
+        if kind == b"IDAT":  # the pixels: skipped, not sliced (a slice is a copy, the whole image over all of them)
+            seen_image_data = True
             pos += 12 + length
             continue
         if kind == b"IEND":

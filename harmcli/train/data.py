@@ -420,11 +420,11 @@ def random_crops(images: list[torch.Tensor], mask: torch.Tensor, generator: torc
         cols = torch.nonzero(mask[i, 0].amax(0) > 0.5).flatten()
         # The crop's top-left corner ranges over positions that keep the foreground in; where the foreground is
         # larger than the crop, over those that cut it evenly from both sides.
-        y_lo, y_hi = 0, h - ch
-        x_lo, x_hi = 0, w - cw
         if len(rows):
             y_lo, y_hi = _keep_inside(int(rows[0]), int(rows[-1]) + 1, ch, h)
             x_lo, x_hi = _keep_inside(int(cols[0]), int(cols[-1]) + 1, cw, w)
+        else:  # no foreground: anywhere
+            (y_lo, y_hi), (x_lo, x_hi) = (0, h - ch), (0, w - cw)
         y0 = y_lo + round(float(offsets[i, 0]) * (y_hi - y_lo))
         x0 = x_lo + round(float(offsets[i, 1]) * (x_hi - x_lo))
         for image, result in zip(images, out):
@@ -445,8 +445,9 @@ def augment(
     batch: Batch, generator: torch.Generator, *, brightness_stops: float, background_is_composite: float, identity_fraction: float = 0.0,
     global_stops: float = 0.0, crop_min_scale: float = 1.0,
 ) -> Batch:
-    """Random horizontal flip; random crops (:func:`random_crops`) when ``crop_min_scale`` < 1; a random global look (:func:`global_jitter`) when ``global_stops`` > 0; with supervised batches, some samples replaced by their target photo (nothing
-    to correct: the answer is the input); random foreground exposure on the others (the input only: the target
+    """Random horizontal flip; random crops (:func:`random_crops`) when ``crop_min_scale`` < 1; a random global look
+    (:func:`global_jitter`) when ``global_stops`` > 0; with supervised batches, some samples replaced by their target
+    photo (nothing to correct: the answer is the input); random foreground exposure on the others (the input only: the target
     keeps the right brightness, so the network learns to undo it); sometimes the composite itself as the
     background input, so that the ``COMPOSITE --mask`` form of ``harmonize`` is in the training distribution."""
     b = batch.composite.shape[0]
