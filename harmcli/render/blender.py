@@ -17,7 +17,11 @@ and renders it with Cycles. Why each setting, measured on the 2-core CPU this wa
   256 px, mean error 0.6/255 on edge pixels against 512 uniform samples (64 uniform: 2.4/255, also 2 s). (A Cryptomatte pass would
   come with the beauty render, but only at its 16 samples, and needs an EXR layer reader and hash decoding.)
 * **8-bit PNG straight from Blender** with the AgX view transform: the frames are display-referred like photos;
-  dithering is off so a seed gives the same bytes.
+  dithering is off (it would add noise of its own). A seed gives the same scenes, lights, masks and pairs, but
+  Cycles is not bit-exact from one process to the next: one scene rendered in three fresh processes (64 px, 2
+  samples, one thread) gave one frame of three styles different in one run, by up to 51 levels with the denoiser
+  and 125 without (so not the denoiser, and not what an earlier scene left behind). Renders agree within the
+  path tracer's noise, not byte for byte.
 """
 
 from __future__ import annotations
